@@ -1,0 +1,144 @@
+/**
+ * ONNX Runtime sessions for our graphs: created from model bytes, with a chosen
+ * execution provider and thread count, host tensors in and out without copies
+ * where ORT allows, and explicit release.
+ */
+import * as ort from 'onnxruntime-node';
+import { availableParallelism } from 'node:os';
+import type { DType, HostTensor } from '../tensor.js';
+
+/** Execution providers we can ask ORT for. */
+export type Device = 'cpu' | 'cuda' | 'webgpu';
+
+/** Options for creating a session. */
+export interface SessionOptions {
+  /** Intra-op threads; default all cores. */
+  threads?: number;
+  /** Execution provider; default cpu. */
+  device?: Device;
+  /** ORT graph optimisation level; default 'all'. */
+  optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Let ORT reuse memory across runs (default true). */
+  memoryArena?: boolean;
+  /** Write ORT's per-node profile to this file prefix (for benchmarks). */
+  profilePrefix?: string;
+}
+
+/** Devices this build of onnxruntime-node can use. */
+export function availableDevices(): Device[] {
+  const names = new Set(ort.listSupportedBackends().filter((b) => b.bundled || b.name === 'cpu').map((b) => b.name));
+  return (['cpu', 'cuda', 'webgpu'] as const).filter((d) => names.has(d));
+}
+
+/** Throws a one-line error if `device` is not usable here. */
+export function checkDevice(device: Device): void {
+  if (!(['cpu', 'cuda', 'webgpu'] as readonly string[]).includes(device)) {
+    throw new Error(`unknown device '${device}': use cpu, cuda or webgpu`);
+  }
+  const have = availableDevices();
+  if (!have.includes(device)) {
+    const hint =
+      device === 'cuda'
+        ? 'install onnxruntime-node with its CUDA files (npm install without onnxruntime-node-install=skip) on a machine with CUDA 12'
+        : 'use --device cpu';
+    throw new Error(`device '${device}' is not available in this onnxruntime-node build (have: ${have.join(', ')}); ${hint}`);
+  }
+}
+
+const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
+  float32: 'float32',
+  float16: 'float16',
+  int64: 'int64',
+  int32: 'int32',
+  uint8: 'uint8',
+  bool: 'bool',
+};
+
+/** Wraps a host tensor as an ORT tensor without copying its data. */
+export function toOrt(t: HostTensor): ort.Tensor {
+  return new ort.Tensor(ORT_TYPE[t.dtype], t.data as ort.Tensor.DataType, [...t.shape]);
+}
+
+/** Converts an ORT output tensor to a host tensor (sharing its buffer). */
+export function fromOrt(t: ort.OnnxValue, name: string): HostTensor {
+  const x = t as ort.Tensor;
+  const dtype = (Object.keys(ORT_TYPE) as DType[]).find((k) => ORT_TYPE[k] === x.type);
+  if (!dtype) throw new Error(`output '${name}' has unsupported ORT type ${x.type}`);
+  return { dtype, shape: [...x.dims], data: x.data as HostTensor['data'] } as HostTensor;
+}
+
+/** A loaded ONNX Runtime session. */
+export class Session {
+  private constructor(
+    private inner: ort.InferenceSession | null,
+    /** Names of the model's inputs. */
+    readonly inputNames: readonly string[],
+    /** Names of the model's outputs. */
+    readonly outputNames: readonly string[],
+  ) {}
+
+  /** Creates a session from ONNX model bytes. */
+  static async create(model: Uint8Array, o: SessionOptions = {}): Promise<Session> {
+    const device = o.device ?? 'cpu';
+    checkDevice(device);
+    const threads = o.threads ?? availableParallelism();
+    if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer, got ${threads}`);
+    const opts: ort.InferenceSession.SessionOptions = {
+      executionProviders: [device],
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: o.optimization ?? 'all',
+      enableCpuMemArena: o.memoryArena ?? true,
+      enableMemPattern: true,
+      logSeverityLevel: 3,
+    };
+    if (o.profilePrefix) {
+      opts.enableProfiling = true;
+      opts.profileFilePrefix = o.profilePrefix;
+    }
+    let s: ort.InferenceSession;
+    try {
+      s = await ort.InferenceSession.create(model, opts);
+    } catch (e) {
+      throw new Error(`ONNX Runtime could not load the model: ${firstLine(e)}`);
+    }
+    return new Session(s, s.inputNames, s.outputNames);
+  }
+
+  /** Runs the model. Feeds are host tensors by input name; returns the requested outputs (default all). */
+  async run(feeds: Readonly<Record<string, HostTensor>>, outputs?: readonly string[]): Promise<Record<string, HostTensor>> {
+    const s = this.inner;
+    if (!s) throw new Error('session was released');
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const name of this.inputNames) {
+      const t = feeds[name];
+      if (!t) throw new Error(`missing input '${name}' (model inputs: ${this.inputNames.join(', ')})`);
+      ortFeeds[name] = toOrt(t);
+    }
+    for (const name of Object.keys(feeds)) {
+      if (!this.inputNames.includes(name)) throw new Error(`unknown input '${name}' (model inputs: ${this.inputNames.join(', ')})`);
+    }
+    let res: ort.InferenceSession.ReturnType;
+    try {
+      res = outputs ? await s.run(ortFeeds, [...outputs]) : await s.run(ortFeeds);
+    } catch (e) {
+      throw new Error(`ONNX Runtime run failed: ${firstLine(e)}`);
+    }
+    const out: Record<string, HostTensor> = {};
+    for (const [k, v] of Object.entries(res)) out[k] = fromOrt(v, k);
+    return out;
+  }
+
+  /** Frees native resources; the session cannot be used afterwards. */
+  async release(): Promise<void> {
+    const s = this.inner;
+    this.inner = null;
+    if (s) await s.release();
+  }
+}
+
+function firstLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.split('\n')[0]!.trim();
+}

@@ -62,6 +62,16 @@ function valueInfo(v: Value, name = v.name): Record<string, unknown> {
   };
 }
 
+/** Standard ONNX (opset 17) operators that our graphs may contain. */
+export const KNOWN_OPS: ReadonlySet<string> = new Set(
+  (
+    'Abs Add And ArgMax AveragePool Cast Ceil Clip Concat ConstantOfShape Conv ConvTranspose Div Equal Erf Exp Expand Flatten Floor ' +
+    'Gather Gemm GlobalAveragePool Greater GreaterOrEqual Identity LeakyRelu Less LessOrEqual Log LogSoftmax MatMul Max MaxPool Min Mul ' +
+    'Neg Not Or Pad Pow Reciprocal ReduceMax ReduceMean ReduceSum Relu Reshape Resize Round ScatterElements Shape Sigmoid Sign Slice ' +
+    'Softmax Softplus Split Sqrt Squeeze Sub Sum Tanh Transpose Unsqueeze Where'
+  ).split(' '),
+);
+
 /** Nodes needed to compute `outputs`, in graph order. */
 export function liveNodes(graph: Graph, outputs: readonly Value[] = graph.outputs): Node[] {
   const live = new Set<Node>();
@@ -80,6 +90,9 @@ export function liveNodes(graph: Graph, outputs: readonly Value[] = graph.output
 export function toOnnx(graph: Graph, opts: OnnxWriteOptions): Uint8Array {
   if (graph.outputs.length === 0) throw new Error(`graph '${graph.name}' has no outputs`);
   const nodes = liveNodes(graph);
+  for (const n of nodes) {
+    if (!n.domain && !KNOWN_OPS.has(n.op)) throw new Error(`node ${n.name}: unknown op '${n.op}' (not a supported ONNX opset ${OPSET} operator)`);
+  }
   const used = new Set<Value>();
   for (const n of nodes) for (const i of n.inputs) if (i) used.add(i);
   for (const o of graph.outputs) used.add(o);

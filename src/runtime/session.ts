@@ -106,8 +106,16 @@ export class Session {
     return new Session(s, s.inputNames, s.outputNames);
   }
 
-  /** Runs the model. Feeds are host tensors by input name; returns the requested outputs (default all). */
-  async run(feeds: Readonly<Record<string, HostTensor>>, outputs?: readonly string[]): Promise<Record<string, HostTensor>> {
+  /**
+   * Runs the model. Feeds are host tensors by input name; returns the requested
+   * outputs (default all). Outputs given in `into` are written by ORT directly into
+   * those tensors' buffers (which must have the output's exact size).
+   */
+  async run(
+    feeds: Readonly<Record<string, HostTensor>>,
+    outputs?: readonly string[],
+    into?: Readonly<Record<string, HostTensor>>,
+  ): Promise<Record<string, HostTensor>> {
     const s = this.inner;
     if (!s) throw new Error('session was released');
     const ortFeeds: Record<string, ort.Tensor> = {};
@@ -121,7 +129,11 @@ export class Session {
     }
     let res: ort.InferenceSession.ReturnType;
     try {
-      res = outputs ? await s.run(ortFeeds, [...outputs]) : await s.run(ortFeeds);
+      if (into) {
+        const fetches: Record<string, ort.Tensor | null> = {};
+        for (const name of outputs ?? this.outputNames) fetches[name] = into[name] ? toOrt(into[name]) : null;
+        res = await s.run(ortFeeds, fetches);
+      } else res = outputs ? await s.run(ortFeeds, [...outputs]) : await s.run(ortFeeds);
     } catch (e) {
       throw new Error(`ONNX Runtime run failed: ${firstLine(e)}`);
     }

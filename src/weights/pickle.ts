@@ -771,14 +771,14 @@ class Unpickler {
           this.push(latin1(this.take(this.u8(), 'a string')));
           break;
         case 0x42: // BINBYTES
-          this.push(this.take(this.u32(), 'bytes').slice());
+          this.push(new Uint8Array(this.take(this.u32(), 'bytes')));
           break;
         case 0x43: // SHORT_BINBYTES
-          this.push(this.take(this.u8(), 'bytes').slice());
+          this.push(new Uint8Array(this.take(this.u8(), 'bytes')));
           break;
         case 0x8e: // BINBYTES8
         case 0x96: // BYTEARRAY8
-          this.push(this.take(this.u64(), 'bytes').slice());
+          this.push(new Uint8Array(this.take(this.u64(), 'bytes')));
           break;
         case 0x7d: // EMPTY_DICT
           this.push(new Map<string, unknown>());
@@ -1288,7 +1288,7 @@ class TorchPickler {
       this.storageKeys.set(t.data, key);
       let bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
       if (!HOST_LE && t.data.BYTES_PER_ELEMENT > 1) {
-        bytes = bytes.slice();
+        bytes = new Uint8Array(bytes);
         for (let i = 0; i < bytes.length; i += t.data.BYTES_PER_ELEMENT) bytes.subarray(i, i + t.data.BYTES_PER_ELEMENT).reverse();
       }
       this.storages.push({ key, bytes });

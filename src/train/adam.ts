@@ -1,0 +1,106 @@
+/**
+ * Adam / AdamW with PyTorch's semantics (torch.optim.Adam, amsgrad off), over a
+ * whole model's flat parameter buffer in one ONNX Runtime pass per step.
+ *
+ *   g ← g + λ·p                         (Adam's L2 weight decay)
+ *   p ← p·(1 − lr·λ)                    (AdamW's decoupled weight decay instead)
+ *   m ← β1·m + (1−β1)·g,  v ← β2·v + (1−β2)·g²
+ *   p ← p − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε)
+ */
+import * as op from '../graph/ops.js';
+import { FlatKernel } from './flat-kernel.js';
+import type { SessionOptions } from '../runtime/session.js';
+
+/** Adam hyper-parameters. */
+export interface AdamOptions {
+  lr: number;
+  betas?: readonly [number, number];
+  eps?: number;
+  weightDecay?: number;
+  /** AdamW (decoupled) weight decay instead of L2. */
+  decoupled?: boolean;
+}
+
+/** Serializable optimizer state (moments and step count). */
+export interface AdamState {
+  step: number;
+  m: Float32Array;
+  v: Float32Array;
+}
+
+/** Adam over flat buffers; parameters are updated into a second buffer and swapped. */
+export class Adam {
+  /** Current learning rate (schedulers set it before each step). */
+  lr: number;
+  readonly betas: readonly [number, number];
+  readonly eps: number;
+  readonly weightDecay: number;
+  readonly decoupled: boolean;
+  private state: AdamState;
+  private spare: { p: Float32Array; m: Float32Array; v: Float32Array };
+
+  private constructor(private readonly kernel: FlatKernel, o: AdamOptions, n: number) {
+    this.lr = o.lr;
+    this.betas = o.betas ?? [0.9, 0.999];
+    this.eps = o.eps ?? 1e-8;
+    this.weightDecay = o.weightDecay ?? 0;
+    this.decoupled = o.decoupled ?? false;
+    this.state = { step: 0, m: new Float32Array(n), v: new Float32Array(n) };
+    this.spare = { p: new Float32Array(n), m: new Float32Array(n), v: new Float32Array(n) };
+  }
+
+  /** Compiles the update for `length` parameters. */
+  static async create(length: number, o: AdamOptions, session: SessionOptions = {}): Promise<Adam> {
+    const [b1, b2] = o.betas ?? [0.9, 0.999];
+    const eps = o.eps ?? 1e-8;
+    const wd = o.weightDecay ?? 0;
+    const decoupled = o.decoupled ?? false;
+    const kernel = await FlatKernel.create(length, ['p', 'g', 'm', 'v'], ['step_size', 'inv_sqrt_bc2', 'decay'], (_g, f, s) => {
+      let g = f.g!;
+      let p = f.p!;
+      if (wd !== 0 && !decoupled) g = op.add(g, op.mul(p, wd));
+      if (wd !== 0 && decoupled) p = op.mul(p, s.decay!);
+      const m = op.add(op.mul(f.m!, b1), op.mul(g, 1 - b1));
+      const v = op.add(op.mul(f.v!, b2), op.mul(op.mul(g, g), 1 - b2));
+      const denom = op.add(op.mul(op.sqrt(v), s.inv_sqrt_bc2!), eps);
+      return { p_out: op.sub(p, op.mul(op.div(m, denom), s.step_size!)), m_out: m, v_out: v };
+    }, session);
+    return new Adam(kernel, o, length);
+  }
+
+  /** Number of steps taken. */
+  get step(): number {
+    return this.state.step;
+  }
+
+  /** Applies one update; returns the buffer holding the new parameters (the old one becomes spare). */
+  async update(params: Float32Array, grads: Float32Array): Promise<Float32Array> {
+    const t = this.state.step + 1;
+    const [b1, b2] = this.betas;
+    const out = this.spare;
+    await this.kernel.run(
+      { p: params, g: grads, m: this.state.m, v: this.state.v },
+      { step_size: this.lr / (1 - b1 ** t), inv_sqrt_bc2: 1 / Math.sqrt(1 - b2 ** t), decay: 1 - this.lr * this.weightDecay },
+      { p_out: out.p, m_out: out.m, v_out: out.v },
+    );
+    this.spare = { p: params, m: this.state.m, v: this.state.v };
+    this.state = { step: t, m: out.m, v: out.v };
+    return out.p;
+  }
+
+  /** The optimizer state (shares buffers; copy before mutating). */
+  getState(): AdamState {
+    return this.state;
+  }
+
+  /** Restores a saved state. */
+  setState(s: AdamState): void {
+    if (s.m.length !== this.kernel.length || s.v.length !== this.kernel.length) throw new Error('optimizer state does not match the model size');
+    this.state = { step: s.step, m: Float32Array.from(s.m), v: Float32Array.from(s.v) };
+  }
+
+  /** Frees the compiled kernel. */
+  async release(): Promise<void> {
+    await this.kernel.release();
+  }
+}

@@ -98,48 +98,70 @@ function flipTransposeWeight(w: Value, group: number): Value {
 }
 
 /**
+ * im2col as one convolution: each input channel convolved with the K = kh·kw unit
+ * kernels gives (N·C, K, Ho, Wo), padding, stride and dilation included, in a single
+ * fast ORT Conv instead of a pad and K strided slices.
+ */
+function im2col(inp: Value, geo: ConvGeom): Value {
+  const [N, C, H, W] = inp.shape as number[] as [number, number, number, number];
+  const [kh, kw] = geo.k;
+  const K = kh * kw;
+  const eye = new Float32Array(K * K);
+  for (let i = 0; i < K; i++) eye[i * K + i] = 1;
+  const kernel = op.constF32(inp.graph, [K, 1, kh, kw], eye, 'im2col_eye');
+  return op.conv(op.reshape(inp, [N * C, 1, H, W]), kernel, null, { stride: geo.s, pads: geo.p, dilation: geo.d });
+}
+
+/**
  * Weight gradient of conv(inp, W) given the output gradient `gOut`:
- * dW[o, i, a, b] = Σ gOut[n, o, y, x] · inp_pad[n, i, y·s + a·d, x·s + b·d].
+ * dW[o, i, a, b] = Σ gOut[n, o, y, x] · inp_pad[n, i, y·s + a·d, x·s + b·d],
+ * i.e. one GEMM of gOut against the im2col columns (batched per group).
  */
 function convWeightGrad(gOut: Value, inp: Value, geo: ConvGeom, wShape: readonly number[]): Value {
-  const [N, ci, , ] = inp.shape as number[] as [number, number, number, number];
+  const [N, ci] = inp.shape as number[] as [number, number];
   const co = gOut.sdim(1);
-  const [ho, wo] = [gOut.sdim(2), gOut.sdim(3)];
+  const P = gOut.sdim(2) * gOut.sdim(3);
   const [kh, kw] = geo.k;
+  const K = kh * kw;
   const G = geo.group;
-  const P = ho * wo;
-  const xp = op.pad(inp, [0, 0, geo.p[0], geo.p[1], 0, 0, geo.p[2], geo.p[3]]);
-  const tap = (a: number, b: number): Value => {
-    const y0 = a * geo.d[0];
-    const x0 = b * geo.d[1];
-    const ye = y0 + (ho - 1) * geo.s[0] + 1;
-    const xe = x0 + (wo - 1) * geo.s[1] + 1;
-    if (y0 === 0 && x0 === 0 && ye === xp.sdim(2) && xe === xp.sdim(3) && geo.s[0] === 1 && geo.s[1] === 1) return xp;
-    return op.slice(xp, [y0, x0], [ye, xe], [2, 3], [geo.s[0], geo.s[1]]);
-  };
-  const depthwise = wShape[1] === 1 && co === G && ci === G;
-  if (depthwise) {
-    const taps: Value[] = [];
-    for (let a = 0; a < kh; a++) for (let b = 0; b < kw; b++) taps.push(op.reduceSum(op.mul(gOut, tap(a, b)), [0, 2, 3], false));
-    return op.reshape(op.concat(taps.map((t) => op.unsqueeze(t, [1])), 1), [co, 1, kh, kw]);
+  const cols = () => K === 1 && geo.s[0] === 1 && geo.s[1] === 1 && geo.p.every((p) => p === 0) ? inp : im2col(inp, geo);
+  if (wShape[1] === 1 && co === G && ci === G && geo.s[0] === 1 && geo.s[1] === 1 && geo.d[0] === 1 && geo.d[1] === 1) {
+    // Depthwise: a grouped correlation of the padded input with gOut as the kernel,
+    // giving (N, C, kh, kw) in ORT's vectorised depthwise conv, without im2col.
+    const Ho = gOut.sdim(2);
+    const Wo = gOut.sdim(3);
+    const per = (n: number) => {
+      const xn = N === 1 ? inp : op.slice(inp, [n], [n + 1], [0]);
+      const gn = N === 1 ? gOut : op.slice(gOut, [n], [n + 1], [0]);
+      return op.conv(xn, op.reshape(gn, [co, 1, Ho, Wo]), null, { pads: geo.p, group: co });
+    };
+    let acc = per(0);
+    for (let n = 1; n < N; n++) acc = op.add(acc, per(n));
+    return op.reshape(acc, [co, 1, kh, kw]);
   }
-  const taps: Value[] = [];
   if (G === 1) {
-    // One GEMM per tap: (Cout, N·P) × (Cin, N·P)ᵀ.
+    // One GEMM per kernel tap, (Cout, N·P) × (Cin, N·P)ᵀ, over strided slices of the
+    // padded input; faster in ORT than a K-times larger im2col buffer.
     const flat = (v: Value, c: number) => (N === 1 ? op.reshape(v, [c, P]) : op.reshape(op.transpose(op.reshape(v, [N, c, P]), [1, 0, 2]), [c, N * P]));
     const g2 = flat(gOut, co);
-    for (let a = 0; a < kh; a++) for (let b = 0; b < kw; b++) taps.push(op.gemm(g2, flat(tap(a, b), ci), null, { transB: true }));
-  } else {
-    const g4 = op.reshape(gOut, [N, G, co / G, P]);
+    if (K === 1 && geo.s[0] === 1 && geo.s[1] === 1 && geo.p.every((p) => p === 0)) return op.reshape(op.gemm(g2, flat(inp, ci), null, { transB: true }), [co, ci, 1, 1]);
+    const xp = op.pad(inp, [0, 0, geo.p[0], geo.p[1], 0, 0, geo.p[2], geo.p[3]]);
+    const [ho, wo] = [gOut.sdim(2), gOut.sdim(3)];
+    const taps: Value[] = [];
     for (let a = 0; a < kh; a++) {
       for (let b = 0; b < kw; b++) {
-        const x4 = op.transpose(op.reshape(tap(a, b), [N, G, ci / G, P]), [0, 1, 3, 2]);
-        taps.push(op.reshape(op.reduceSum(op.matmul(g4, x4), [0], false), [co, ci / G]));
+        const y0 = a * geo.d[0];
+        const x0 = b * geo.d[1];
+        const tap = op.slice(xp, [y0, x0], [y0 + (ho - 1) * geo.s[0] + 1, x0 + (wo - 1) * geo.s[1] + 1], [2, 3], [geo.s[0], geo.s[1]]);
+        taps.push(op.unsqueeze(op.gemm(g2, flat(tap, ci), null, { transB: true }), [2]));
       }
     }
+    return op.reshape(op.concat(taps, 2), [co, ci, kh, kw]);
   }
-  if (taps.length === 1) return op.reshape(taps[0]!, [co, ci / G, kh, kw]);
-  return op.reshape(op.concat(taps.map((t) => op.unsqueeze(t, [2])), 2), [co, ci / G, kh, kw]);
+  const g4 = op.reshape(gOut, [N, G, co / G, P]);
+  const c4 = op.transpose(op.reshape(cols(), [N, G, (ci / G) * K, P]), [0, 1, 3, 2]);
+  const dw = op.matmul(g4, c4);
+  return op.reshape(N === 1 ? dw : op.reduceSum(dw, [0], false), [co, ci / G, kh, kw]);
 }
 
 function convRule(n: Node, [g]: readonly (Value | null)[], need: readonly boolean[]): (Value | null)[] {

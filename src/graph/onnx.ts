@@ -18,6 +18,8 @@ export interface OnnxWriteOptions {
   params: 'initializers' | 'inputs';
   /** Weights by official name, used when params are initializers. */
   weights?: TensorMap;
+  /** With params 'inputs': parameters embedded as initializers anyway (frozen ones, from `weights`). */
+  embed?: ReadonlySet<string>;
   /** Free-form metadata stored in the model (e.g. task, scale). */
   metadata?: Record<string, string>;
   /** Stored as the model's doc string. */
@@ -100,7 +102,7 @@ export function toOnnx(graph: Graph, opts: OnnxWriteOptions): Uint8Array {
   const inputs = graph.inputs.map((v) => valueInfo(v));
   const initializer: Record<string, unknown>[] = [];
   for (const [name, p] of graph.params) {
-    if (opts.params === 'inputs') {
+    if (opts.params === 'inputs' && !opts.embed?.has(name)) {
       inputs.push(valueInfo(p.value, name));
       continue;
     }

@@ -1,0 +1,91 @@
+/**
+ * A compiled training step: one ONNX Runtime run computes the loss, any logged
+ * values and the gradients of all trainable parameters, concatenated in the flat
+ * layout of `ParamLayout` and written straight into a caller-owned buffer.
+ * Trainable weights are graph inputs (fed as zero-copy views each step); frozen
+ * weights are embedded as initializers so ORT can pre-pack them.
+ */
+import { Graph, type Value } from '../graph/ir.js';
+import * as op from '../graph/ops.js';
+import { grad } from '../graph/autodiff.js';
+import { toOnnx } from '../graph/onnx.js';
+import { Session, type SessionOptions } from '../runtime/session.js';
+import type { HostTensor, TensorMap } from '../tensor.js';
+import { ParamLayout } from './params.js';
+
+/** What a training step returns besides the gradients. */
+export interface StepResult {
+  loss: number;
+  /** Global L2 norm of the gradient (for clipping and logging). */
+  gradNorm: number;
+  /** Values logged by the graph (e.g. the separate loss terms). */
+  logs: Record<string, number>;
+}
+
+/** Options of `TrainStep.create`. */
+export interface TrainStepOptions {
+  /** Names of the parameters to train; default all parameters of the graph not in `frozen`. */
+  trainable?: readonly string[];
+  /** Weights of parameters that are not trained (embedded as constants). */
+  frozen?: TensorMap;
+  /** Scalar values to report each step. */
+  logs?: Record<string, Value>;
+  session?: SessionOptions;
+}
+
+/** A compiled forward + backward pass. */
+export class TrainStep {
+  private constructor(
+    private readonly session: Session,
+    /** Flat layout of the trainable parameters (the gradient buffer's layout). */
+    readonly layout: ParamLayout,
+    private readonly logNames: readonly string[],
+    /** Names of the data inputs (everything fed besides the weights). */
+    readonly dataInputs: readonly string[],
+  ) {}
+
+  /** Differentiates `loss` in `graph` and compiles the step. */
+  static async create(graph: Graph, loss: Value, o: TrainStepOptions = {}): Promise<TrainStep> {
+    const frozen = o.frozen ?? new Map();
+    const names = o.trainable ?? [...graph.params.keys()].filter((n) => !frozen.has(n));
+    for (const n of names) if (!graph.params.has(n)) throw new Error(`trainable parameter '${n}' is not in the graph`);
+    for (const n of graph.params.keys()) {
+      if (!names.includes(n) && !frozen.has(n)) throw new Error(`parameter '${n}' is neither trainable nor given as frozen`);
+    }
+    const values = names.map((n) => graph.params.get(n)!.value);
+    const layout = new ParamLayout(names.map((n) => [n, graph.params.get(n)!.value.shape as number[]]));
+    const grads = graph.scope('backward', () => grad(loss, values));
+    const flat = graph.scope('backward', () => op.concat(grads.map((g) => op.reshape(g, [-1])), 0));
+    const norm = graph.scope('backward', () => op.sqrt(op.reduceSum(op.mul(flat, flat), [0], false)));
+    graph.output(op.reshape(loss, []), 'loss');
+    graph.output(flat, 'grads');
+    graph.output(norm, 'grad_norm');
+    const logNames = Object.keys(o.logs ?? {});
+    for (const [k, v] of Object.entries(o.logs ?? {})) graph.output(op.reshape(v, []), `log_${k}`);
+    const bytes = toOnnx(graph, { params: 'inputs', weights: frozen, embed: new Set(frozen.keys()) });
+    const session = await Session.create(bytes, o.session);
+    return new TrainStep(session, layout, logNames, graph.inputs.map((v) => v.name));
+  }
+
+  /**
+   * Runs forward and backward. `params` holds the trainable weights (views of a flat
+   * buffer are fine), `data` the data inputs; the gradient lands in `gradsOut`.
+   */
+  async run(params: TensorMap, data: Readonly<Record<string, HostTensor>>, gradsOut: Float32Array): Promise<StepResult> {
+    if (gradsOut.length !== this.layout.total) throw new Error(`gradient buffer has ${gradsOut.length} values, expected ${this.layout.total}`);
+    const feeds: Record<string, HostTensor> = { ...data };
+    for (const s of this.layout.slots) {
+      const t = params.get(s.name);
+      if (!t) throw new Error(`missing weight '${s.name}'`);
+      feeds[s.name] = t;
+    }
+    const r = await this.session.run(feeds, undefined, { grads: { dtype: 'float32', shape: [this.layout.total], data: gradsOut } });
+    const num = (k: string) => (r[k]!.data as Float32Array)[0]!;
+    return { loss: num('loss'), gradNorm: num('grad_norm'), logs: Object.fromEntries(this.logNames.map((k) => [k, num(`log_${k}`)])) };
+  }
+
+  /** Frees the session. */
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

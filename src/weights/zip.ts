@@ -102,7 +102,7 @@ export class ZipArchive {
     return this.entries.has(name);
   }
 
-  /** Returns an entry's bytes (a view into the archive for STORED entries); throws if missing or corrupt. */
+  /** Returns an entry's bytes (a view into the archive for STORED entries, so do not modify them); throws if missing or corrupt. */
   read(name: string): Uint8Array {
     const e = this.entries.get(name);
     if (!e) throw new Error(`${this.file}: zip entry '${oneLine(name)}' not found`);
@@ -129,7 +129,8 @@ export class ZipArchive {
         throw new Error(`${this.file}: zip entry '${oneLine(name)}' is corrupt (CRC-32 ${c.toString(16)} instead of ${e.crc32.toString(16)})`);
       }
     }
-    return data;
+    // A plain Uint8Array view, even when the archive (or inflate's result) is a Buffer.
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   }
 }
 

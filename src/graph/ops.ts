@@ -208,9 +208,12 @@ export function clip(x: Value, min?: number, max?: number): Value {
   return node1(g, 'Clip', [x, lo, hi], {}, x.dtype, x.shape);
 }
 
-/** Exact (erf) GELU, as PyTorch's default `F.gelu`: x·(1+erf(x/√2))/2. */
+/**
+ * Exact (erf) GELU, as PyTorch's default `F.gelu`: x·(1+erf(x/√2))/2, in the op order
+ * that ONNX Runtime fuses into one `Gelu` kernel (Div √2 → Erf → Add 1 → Mul x → Mul ½).
+ */
 export function gelu(x: Value): Value {
-  return mul(mul(x, 0.5), add(erf(mul(x, Math.SQRT1_2)), 1));
+  return mul(mul(x, add(erf(div(x, Math.SQRT2)), 1)), 0.5);
 }
 
 /** Converts the element type. */
@@ -641,21 +644,31 @@ export function resize(x: Value, o: ResizeOptions): Value {
   return node1(g, 'Resize', inputs, attrs, x.dtype, [x.dim(0), x.dim(1), outH, outW]);
 }
 
-/** PixelShuffle in PyTorch channel order: (B, C·r², H, W) → (B, C, H·r, W·r). */
+/**
+ * PixelShuffle in PyTorch channel order: (B, C·r², H, W) → (B, C, H·r, W·r).
+ * Two simple transposes instead of one 6-D permutation: ORT runs them much faster.
+ */
 export function pixelShuffle(x: Value, r: number): Value {
   const [b, c, h, w] = x.shape as [Dim, Dim, Dim, Dim];
   const co = dimDiv(c, r * r, `${where(x.graph, 'PixelShuffle')} channels`);
-  const t = transpose(reshape(x, [b, co, r, r, h, w]), [0, 1, 4, 2, 5, 3]);
-  return reshape(t, [b, co, dimMul(h, r), dimMul(w, r)]);
+  const n = dimMul(b, co);
+  const hw = dimMul(h, w);
+  // (n, i, j, h·w) → (n, i, h·w, j) = (n, i, h, w·r) → (n, h, i, w·r).
+  const t1 = transpose(reshape(x, [n, r, r, hw]), [0, 1, 3, 2]);
+  const t2 = transpose(reshape(t1, [n, r, h, dimMul(w, r)]), [0, 2, 1, 3]);
+  return reshape(t2, [b, co, dimMul(h, r), dimMul(w, r)]);
 }
 
-/** PixelUnshuffle in PyTorch channel order: (B, C, H·r, W·r) → (B, C·r², H, W). */
+/** PixelUnshuffle in PyTorch channel order: (B, C, H·r, W·r) → (B, C·r², H, W); the inverse of `pixelShuffle`. */
 export function pixelUnshuffle(x: Value, r: number): Value {
   const [b, c, h, w] = x.shape as [Dim, Dim, Dim, Dim];
   const ho = dimDiv(h, r, `${where(x.graph, 'PixelUnshuffle')} height`);
   const wo = dimDiv(w, r, `${where(x.graph, 'PixelUnshuffle')} width`);
-  const t = transpose(reshape(x, [b, c, ho, r, wo, r]), [0, 1, 3, 5, 2, 4]);
-  return reshape(t, [b, dimMul(c, r * r), ho, wo]);
+  const n = dimMul(b, c);
+  // (n, h, i, w·r) → (n, i, h, w·r) = (n, i, h·w, j) → (n, i, j, h·w).
+  const t1 = transpose(reshape(x, [n, ho, r, w]), [0, 2, 1, 3]);
+  const t2 = transpose(reshape(t1, [n, r, dimMul(ho, wo), r]), [0, 1, 3, 2]);
+  return reshape(t2, [b, dimMul(c, r * r), ho, wo]);
 }
 
 /** Options of 2-D pooling. */

@@ -1,0 +1,58 @@
+/**
+ * CPEN — the compact IR prior extraction network (64 features, hard-coded as in the official
+ * code). `E`: Conv3x3(in→64)+LReLU, n_encoder_res ResBlocks, Conv(64→128)+LReLU,
+ * Conv(128→128)+LReLU, Conv(128→256)+LReLU, global average pool; `mlp`: two
+ * Linear(256,256)+LReLU. LeakyReLU slope 0.1 throughout; the IPR ends in an activation.
+ *
+ * CPEN_S1 (key prefix `E`) sees cat(LQ part, PixelUnshuffle4(GT)); CPEN_S2 (key prefix
+ * `condition`) sees the LQ part only. The LQ part depends on the task (spec table):
+ * SR x4 LQ, x2 PixelUnshuffle2(LQ), x1 / deblur / inpaint PixelUnshuffle4(input).
+ */
+import type { Graph, Value } from '../graph/ir.js';
+import * as op from '../graph/ops.js';
+import { conv2d } from '../nn/conv.js';
+import { IPR_DIM } from '../nn/ipr.js';
+import { linear } from '../nn/linear.js';
+import { LRELU_SLOPE, resBlock } from '../nn/resblock.js';
+import { type DiffIRConfig, cpenInputChannels, cpenUnshuffle } from './config.js';
+
+/** CPEN's feature width (`n_feats`). */
+export const CPEN_FEATS = 64;
+
+/** Index of the first layer after the ResBlocks in `E` (`E.0` conv, `E.1` act, `E.2…` ResBlocks). */
+function tailIndex(nEncoderRes: number): number {
+  return 2 + nEncoderRes;
+}
+
+/** The CPEN body on a prepared input (B, in, h, w) → IPR (B, 256). Keys under `<prefix>.E.*`, `<prefix>.mlp.*`. */
+export function cpen(g: Graph, prefix: string, x: Value, nEncoderRes: number): Value {
+  const n = CPEN_FEATS;
+  const act = (v: Value) => op.leakyRelu(v, LRELU_SLOPE);
+  let h = act(conv2d(g, `${prefix}.E.0`, x, { inChannels: x.sdim(1), outChannels: n, kernelSize: 3 }));
+  for (let i = 0; i < nEncoderRes; i++) h = resBlock(g, `${prefix}.E.${2 + i}`, h, n);
+  const t = tailIndex(nEncoderRes);
+  h = act(conv2d(g, `${prefix}.E.${t}`, h, { inChannels: n, outChannels: 2 * n, kernelSize: 3 }));
+  h = act(conv2d(g, `${prefix}.E.${t + 2}`, h, { inChannels: 2 * n, outChannels: 2 * n, kernelSize: 3 }));
+  h = act(conv2d(g, `${prefix}.E.${t + 4}`, h, { inChannels: 2 * n, outChannels: 4 * n, kernelSize: 3 }));
+  let f = op.reshape(op.globalAveragePool(h), [-1, IPR_DIM]);
+  f = act(linear(g, `${prefix}.mlp.0`, f, { inFeatures: IPR_DIM, outFeatures: IPR_DIM }));
+  return act(linear(g, `${prefix}.mlp.2`, f, { inFeatures: IPR_DIM, outFeatures: IPR_DIM }));
+}
+
+/** CPEN's LQ part of the network input, per task. */
+export function cpenLqPart(cfg: DiffIRConfig, input: Value): Value {
+  const u = cpenUnshuffle(cfg);
+  return u === 1 ? input : op.pixelUnshuffle(input, u);
+}
+
+/** CPEN_S1: IPR from the network input and the ground truth (keys `<prefix>.E.*`, default prefix `E`). */
+export function cpenS1(g: Graph, cfg: DiffIRConfig, input: Value, gt: Value, prefix = 'E'): Value {
+  const x = op.concat([cpenLqPart(cfg, input), op.pixelUnshuffle(gt, 4)], 1);
+  if (x.dim(1) !== cpenInputChannels(cfg, 1)) throw new Error(`CPEN_S1: expected ${cpenInputChannels(cfg, 1)} input channels, got ${x}`);
+  return cpen(g, prefix, x, cfg.nEncoderRes);
+}
+
+/** CPEN_S2: the diffusion condition from the network input alone (keys `<prefix>.*`, default `condition`). */
+export function cpenS2(g: Graph, cfg: DiffIRConfig, input: Value, prefix = 'condition'): Value {
+  return cpen(g, prefix, cpenLqPart(cfg, input), cfg.nEncoderRes);
+}

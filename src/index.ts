@@ -1,0 +1,33 @@
+/**
+ * DiffIR for TypeScript: the public API.
+ */
+export type { DType, HostTensor, TensorMap } from './tensor.js';
+export { f32, numel } from './tensor.js';
+export { Rng } from './random.js';
+
+export { Graph, Value, Node } from './graph/ir.js';
+export * as ops from './graph/ops.js';
+export { sym, type Dim, type Shape } from './graph/dim.js';
+export { grad, vjp } from './graph/autodiff.js';
+export { toOnnx, readOnnxSummary, type OnnxWriteOptions } from './graph/onnx.js';
+
+export { Session, availableDevices, type Device, type SessionOptions } from './runtime/session.js';
+export { SessionCache } from './runtime/cache.js';
+export { compile } from './runtime/compile.js';
+
+export type { DiffIRConfig, Task, Stage, PresetName } from './models/config.js';
+export { PRESETS, PRESET_NAMES, preset, describeConfig, padMultiple, outputScale } from './models/config.js';
+export { DiffIRS1, DiffIRS2, IO_NAMES } from './models/diffir.js';
+export { detectArchitecture } from './models/detect.js';
+export { parameterCount } from './models/params.js';
+export { loadCheckpoint, type DiffIRCheckpoint } from './models/checkpoint.js';
+
+export { loadStateDict } from './weights/statedict.js';
+export { loadPth, writePth } from './weights/pth.js';
+export { readSafetensors, writeSafetensors } from './weights/safetensors.js';
+export { loadImage, saveImage } from './image/io.js';
+
+export { TrainStep } from './train/step.js';
+export { Adam, type AdamOptions } from './train/adam.js';
+export { Ema } from './train/ema.js';
+export { ParamLayout } from './train/params.js';

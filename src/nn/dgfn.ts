@@ -8,6 +8,7 @@
 import type { Graph, Value } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
 import { conv2d } from './conv.js';
+import { type TileContext, maskOutside } from './tile.js';
 
 /** Shape of a DGFN layer. */
 export interface DGFNOptions {
@@ -22,12 +23,22 @@ export function dgfnHidden(dim: number, ffnExpansionFactor: number): number {
   return Math.floor(dim * ffnExpansionFactor);
 }
 
-/** DGFN on already normalised and modulated features `x` (B, C, H, W). */
-export function dgfn(g: Graph, prefix: string, x: Value, o: DGFNOptions): Value {
+/**
+ * DGFN on already normalised and modulated features `x` (B, C, H, W). In tile mode the
+ * depthwise conv is valid (one pixel lost on each side) after zeroing out-of-image pixels.
+ */
+export function dgfn(g: Graph, prefix: string, x: Value, o: DGFNOptions, tile?: TileContext): Value {
   const hidden = dgfnHidden(o.dim, o.ffnExpansionFactor);
   const bias = o.bias ?? false;
   let h = conv2d(g, `${prefix}.project_in`, x, { inChannels: o.dim, outChannels: 2 * hidden, kernelSize: 1, bias });
-  h = conv2d(g, `${prefix}.dwconv`, h, { inChannels: 2 * hidden, outChannels: 2 * hidden, kernelSize: 3, groups: 2 * hidden, bias });
+  h = conv2d(g, `${prefix}.dwconv`, maskOutside(h, tile), {
+    inChannels: 2 * hidden,
+    outChannels: 2 * hidden,
+    kernelSize: 3,
+    groups: 2 * hidden,
+    bias,
+    ...(tile ? { padding: 0 } : {}),
+  });
   const [x1, x2] = op.split(h, [hidden, hidden], 1) as [Value, Value];
   return conv2d(g, `${prefix}.project_out`, op.mul(op.gelu(x1), x2), { inChannels: hidden, outChannels: o.dim, kernelSize: 1, bias });
 }

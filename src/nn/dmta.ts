@@ -10,6 +10,7 @@
 import type { Graph, Value } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
 import { conv2d } from './conv.js';
+import { type TileContext, maskOutside } from './tile.js';
 
 /** Epsilon of `F.normalize`. */
 export const L2_NORM_EPS = 1e-12;
@@ -22,27 +23,73 @@ export interface DMTAOptions {
   readonly bias?: boolean;
 }
 
+/** q, k, v of DMTA as (B, heads, C/heads, H·W). */
+export interface QKV {
+  readonly q: Value;
+  readonly k: Value;
+  readonly v: Value;
+}
+
 /**
- * DMTA on already normalised and modulated features `x` (B, C, H, W).
- *
- * Instead of normalising q and k (two full-size divisions) the row norms are applied to the
- * small (C/h × C/h) score matrix: q̂·k̂ᵀ·τ = (q·kᵀ) ⊙ (τ/‖q‖) ⊙ (1/‖k‖)ᵀ, which is the same
- * quantity (norms clamped below at 1e-12 exactly as `F.normalize` does).
+ * qkv = DWConv3x3(Conv1x1(x)) split into heads. In tile mode the depthwise conv is valid
+ * (the result loses one pixel on each side) with the out-of-image pixels zeroed first.
  */
-export function dmta(g: Graph, prefix: string, x: Value, o: DMTAOptions): Value {
+export function dmtaQKV(g: Graph, prefix: string, x: Value, o: DMTAOptions, tile?: TileContext): QKV {
   const { dim, heads } = o;
   const bias = o.bias ?? false;
   if (dim % heads !== 0) throw new Error(`dmta ${prefix}: dim ${dim} is not divisible by ${heads} heads`);
   const ch = dim / heads;
-  const temperature = g.param(`${prefix}.temperature`, [heads, 1, 1]);
   let qkv = conv2d(g, `${prefix}.qkv`, x, { inChannels: dim, outChannels: 3 * dim, kernelSize: 1, bias });
-  qkv = conv2d(g, `${prefix}.qkv_dwconv`, qkv, { inChannels: 3 * dim, outChannels: 3 * dim, kernelSize: 3, groups: 3 * dim, bias });
+  qkv = conv2d(g, `${prefix}.qkv_dwconv`, maskOutside(qkv, tile), {
+    inChannels: 3 * dim,
+    outChannels: 3 * dim,
+    kernelSize: 3,
+    groups: 3 * dim,
+    bias,
+    ...(tile ? { padding: 0 } : {}),
+  });
   const [q, k, v] = op.chunk(qkv, 3, 1).map((t) => op.reshape(t, [x.dim(0), heads, ch, -1])) as [Value, Value, Value];
-  const rowNorm = (t: Value): Value => op.clip(op.sqrt(op.reduceSum(op.mul(t, t), [-1], true)), L2_NORM_EPS);
-  const qScale = op.div(temperature, rowNorm(q)); // (B, h, c, 1)
-  const kScale = op.reshape(op.reciprocal(rowNorm(k)), [-1, heads, 1, ch]); // (B, h, 1, c)
-  const scores = op.mul(op.mul(op.matmul(q, op.transpose(k, [0, 1, 3, 2])), qScale), kScale);
-  const out = op.matmul(op.softmax(scores, -1), v);
-  const merged = op.reshape(out, [x.dim(0), dim, x.dim(2), x.dim(3)]);
-  return conv2d(g, `${prefix}.project_out`, merged, { inChannels: dim, outChannels: dim, kernelSize: 1, bias });
+  return { q, k, v };
+}
+
+/**
+ * The sums over pixels that DMTA's attention needs: S = q·kᵀ (B, h, c, c), and the
+ * squared row norms Σq², Σk² (B, h, c, 1). With `weight` (1, 1, 1, H·W) each pixel
+ * counts with that weight, so that tiles that overlap count every pixel once.
+ */
+export function attentionSums(q: Value, k: Value, weight?: Value): { S: Value; nq: Value; nk: Value } {
+  const qw = weight ? op.mul(q, weight) : q;
+  return {
+    S: op.matmul(qw, op.transpose(k, [0, 1, 3, 2])),
+    nq: op.reduceSum(op.mul(qw, q), [-1], true),
+    nk: op.reduceSum(op.mul(weight ? op.mul(k, weight) : k, k), [-1], true),
+  };
+}
+
+/**
+ * softmax(q̂·k̂ᵀ·τ) from the sums: the row norms (clamped below at 1e-12 exactly as
+ * `F.normalize` does) are applied to the small (C/h × C/h) score matrix, which equals
+ * normalising q and k first.
+ */
+export function attentionFromSums(g: Graph, prefix: string, S: Value, nq: Value, nk: Value, heads: number): Value {
+  const ch = S.sdim(-1);
+  const temperature = g.param(`${prefix}.temperature`, [heads, 1, 1]);
+  const rowNorm = (n: Value): Value => op.clip(op.sqrt(n), L2_NORM_EPS);
+  const qScale = op.div(temperature, rowNorm(nq)); // (B, h, c, 1)
+  const kScale = op.reshape(op.reciprocal(rowNorm(nk)), [-1, heads, 1, ch]); // (B, h, 1, c)
+  return op.softmax(op.mul(op.mul(S, qScale), kScale), -1);
+}
+
+/** out = Conv1x1(A·v), back to (B, C, H, W). */
+export function dmtaOutput(g: Graph, prefix: string, A: Value, v: Value, o: DMTAOptions, height: Value['shape'][number], width: Value['shape'][number]): Value {
+  const merged = op.reshape(op.matmul(A, v), [v.dim(0), o.dim, height, width]);
+  return conv2d(g, `${prefix}.project_out`, merged, { inChannels: o.dim, outChannels: o.dim, kernelSize: 1, bias: o.bias ?? false });
+}
+
+/** DMTA on already normalised and modulated features `x` (B, C, H, W). */
+export function dmta(g: Graph, prefix: string, x: Value, o: DMTAOptions): Value {
+  g.param(`${prefix}.temperature`, [o.heads, 1, 1]); // declared first, in the official key order
+  const { q, k, v } = dmtaQKV(g, prefix, x, o);
+  const { S, nq, nk } = attentionSums(q, k);
+  return dmtaOutput(g, prefix, attentionFromSums(g, prefix, S, nq, nk, o.heads), v, o, x.dim(2), x.dim(3));
 }

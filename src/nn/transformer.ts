@@ -8,7 +8,8 @@
 import type { Graph, Value } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
 import { dgfn } from './dgfn.js';
-import { dmta } from './dmta.js';
+import { attentionFromSums, attentionSums, dmta, dmtaOutput, dmtaQKV } from './dmta.js';
+import { type TileContext, cropBorder, shrink } from './tile.js';
 import { iprModulation } from './ipr.js';
 import { layerNorm, type LayerNormType } from './layernorm.js';
 
@@ -34,9 +35,40 @@ export function transformerBlock(g: Graph, prefix: string, x: Value, z: Value, o
   });
 }
 
-/** `n` TransformerBlocks `<prefix>.0` … `<prefix>.(n−1)` in sequence (an `nn.Sequential`). */
-export function transformerStage(g: Graph, prefix: string, x: Value, z: Value, n: number, o: TransformerBlockOptions): Value {
-  let y = x;
-  for (let i = 0; i < n; i++) y = transformerBlock(g, `${prefix}.${i}`, y, z, o);
-  return y;
+/** The attention sums of one block over a tile (see {@link blockStats}). */
+export interface AttentionSums {
+  readonly S: Value;
+  readonly nq: Value;
+  readonly nk: Value;
+}
+
+/**
+ * Tile pass A of a block: the attention sums S = q·kᵀ, Σq², Σk² over the pixels the tile
+ * owns. `x` is the tile with a 1-pixel halo, `tile.mask` its in-image mask and `own`
+ * (1, 1, h, w) marks the core pixels this tile counts (so overlapping tiles count each
+ * pixel once). Summed over tiles, these equal the full-image sums.
+ */
+export function blockStats(g: Graph, prefix: string, x: Value, z: Value, o: TransformerBlockOptions, tile: TileContext, own: Value): AttentionSums {
+  return g.scope(prefix, () => {
+    g.param(`${prefix}.attn.temperature`, [o.heads, 1, 1]);
+    const attnMod = iprModulation(g, `${prefix}.attn.kernel`, z, o.dim);
+    const { q, k } = dmtaQKV(g, `${prefix}.attn`, layerNorm(g, `${prefix}.norm1`, x, o.layerNormType, attnMod), o, tile);
+    return attentionSums(q, k, op.reshape(own, [1, 1, 1, -1]));
+  });
+}
+
+/**
+ * Tile pass B of a block: with the attention sums of the whole image, the block's output
+ * on the tile's core. `x` is the tile with a 2-pixel halo and `tile.mask` its in-image mask.
+ */
+export function blockApply(g: Graph, prefix: string, x: Value, z: Value, o: TransformerBlockOptions, tile: TileContext, sums: AttentionSums): Value {
+  return g.scope(prefix, () => {
+    const attnMod = iprModulation(g, `${prefix}.attn.kernel`, z, o.dim);
+    const { v } = dmtaQKV(g, `${prefix}.attn`, layerNorm(g, `${prefix}.norm1`, x, o.layerNormType, attnMod), o, tile);
+    const A = attentionFromSums(g, `${prefix}.attn`, sums.S, sums.nq, sums.nk, o.heads);
+    const y = op.add(cropBorder(x, 1), dmtaOutput(g, `${prefix}.attn`, A, v, o, x.sdim(2) - 2, x.sdim(3) - 2));
+    const ffnMod = iprModulation(g, `${prefix}.ffn.kernel`, z, o.dim);
+    const f = dgfn(g, `${prefix}.ffn`, layerNorm(g, `${prefix}.norm2`, y, o.layerNormType, ffnMod), o, shrink(tile, 1));
+    return op.add(cropBorder(y, 1), f);
+  });
 }

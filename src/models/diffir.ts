@@ -72,6 +72,16 @@ export interface S2Outputs {
 
 /** Builds DiffIRS2's forward in `g` (keys `G.*`, `condition.*`, `denoise.*`). */
 export function buildS2Forward(g: Graph, cfg: DiffIRConfig, inputs: S2Inputs, o: S2ForwardOptions): S2Outputs {
+  const prior = buildS2Prior(g, cfg, inputs, o);
+  return { ...prior, out: dirformer(g, cfg, inputs.input, prior.ipr) };
+}
+
+/**
+ * The stage-2 prior alone: c = CPEN_S2(input), then the reverse diffusion from x_T
+ * (infer) or from q_sample(teacher, ε) (train) to the IPR. Restoring large images runs this
+ * once on the whole image and shares the IPR across DIRformer tiles.
+ */
+export function buildS2Prior(g: Graph, cfg: DiffIRConfig, inputs: S2Inputs, o: S2ForwardOptions): Omit<S2Outputs, 'out'> {
   validateConfig(cfg);
   const s = ddpmSchedule(cfg.timesteps, cfg.linearStart, cfg.linearEnd);
   const cond = cpenS2(g, cfg, inputs.input);
@@ -84,8 +94,7 @@ export function buildS2Forward(g: Graph, cfg: DiffIRConfig, inputs: S2Inputs, o:
     xStart = qSample(s, inputs.teacher, inputs.eps);
   }
   const iprSteps = reverseProcess(g, s, xStart, (x, t) => denoiser(g, cfg, x, t, cond));
-  const ipr = iprSteps[iprSteps.length - 1]!;
-  return { cond, xStart, iprSteps, ipr, out: dirformer(g, cfg, inputs.input, ipr) };
+  return { cond, xStart, iprSteps, ipr: iprSteps[iprSteps.length - 1]! };
 }
 
 /** Batch and spatial size of a graph's network input; symbolic dims give dynamic-size models. */

@@ -1,0 +1,338 @@
+/**
+ * Exact tiled execution of DIRformer for images too large to run at once.
+ *
+ * DMTA attends over channels with statistics summed over *all* pixels (q·kᵀ and the
+ * norms of q and k), so independent overlapping tiles cannot reproduce the full-image
+ * result. Instead the DIRformer program runs step by step over full-resolution feature
+ * maps kept in host memory, each step tile by tile:
+ * - convolutions, (un)shuffles, concatenations: each tile reads its region plus a halo;
+ * - a transformer block takes two passes: pass A sums q·kᵀ, Σq², Σk² over the tiles
+ *   (each pixel counted once), pass B applies the attention built from the whole-image
+ *   sums and the feed-forward network.
+ * The output equals the whole-image output up to float rounding, for any tile size, and
+ * ORT's working memory is bounded by the tile size.
+ */
+import { Graph, type Value } from '../graph/ir.js';
+import * as op from '../graph/ops.js';
+import { toOnnx } from '../graph/onnx.js';
+import { conv2d } from '../nn/conv.js';
+import { IPR_DIM } from '../nn/ipr.js';
+import { blockApply, blockStats } from '../nn/transformer.js';
+import type { DiffIRConfig } from '../models/config.js';
+import { type DIRformerStep, PROGRAM_INPUT, PROGRAM_OUTPUT, dirformerProgram } from '../models/dirformer.js';
+import { Session, type SessionOptions } from '../runtime/session.js';
+import type { HostTensor, TensorMap } from '../tensor.js';
+
+/** A feature map of batch 1 in host memory: (C, H, W) row-major. */
+export interface FeatureMap {
+  readonly c: number;
+  readonly h: number;
+  readonly w: number;
+  readonly data: Float32Array;
+}
+
+/** Progress of a tiled run: ORT runs done and total. */
+export interface TiledProgress {
+  readonly done: number;
+  readonly total: number;
+}
+
+/** Options of {@link TiledDIRformer}. */
+export interface TiledOptions {
+  /** Tile side in network-input pixels (a multiple of the model's padding multiple). */
+  readonly tile: number;
+  readonly session?: SessionOptions;
+}
+
+/** Options of one run. */
+export interface TiledRunOptions {
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (p: TiledProgress) => void;
+}
+
+/** Tile starts covering [0, size) with tiles of `t`; the last tile is shifted back to end at `size`. */
+export function tileStarts(size: number, t: number): number[] {
+  if (t >= size) return [0];
+  const starts: number[] = [];
+  for (let s = 0; s + t < size; s += t) starts.push(s);
+  starts.push(size - t);
+  return starts;
+}
+
+/** Copies a (c, th+2·halo, tw+2·halo) window of `m` at (y0, x0) − halo, zero outside the map. */
+export function readTile(m: FeatureMap, y0: number, x0: number, th: number, tw: number, halo: number): Float32Array {
+  const H = th + 2 * halo;
+  const W = tw + 2 * halo;
+  const out = new Float32Array(m.c * H * W);
+  const ya = Math.max(0, y0 - halo);
+  const yb = Math.min(m.h, y0 + th + halo);
+  const xa = Math.max(0, x0 - halo);
+  const xb = Math.min(m.w, x0 + tw + halo);
+  if (ya >= yb || xa >= xb) return out;
+  for (let c = 0; c < m.c; c++) {
+    for (let y = ya; y < yb; y++) {
+      const src = (c * m.h + y) * m.w;
+      const dst = (c * H + (y - y0 + halo)) * W + (xa - x0 + halo);
+      out.set(m.data.subarray(src + xa, src + xb), dst);
+    }
+  }
+  return out;
+}
+
+/** Writes a (c, th, tw) tile into `m` at (y0, x0). */
+function writeTile(m: FeatureMap, y0: number, x0: number, th: number, tw: number, tile: Float32Array): void {
+  for (let c = 0; c < m.c; c++) {
+    for (let y = 0; y < th; y++) m.data.set(tile.subarray((c * th + y) * tw, (c * th + y + 1) * tw), (c * m.h + y0 + y) * m.w + x0);
+  }
+}
+
+/** 1 where the window of {@link readTile} lies inside the map, else 0. */
+function insideMask(m: FeatureMap, y0: number, x0: number, th: number, tw: number, halo: number): Float32Array {
+  const H = th + 2 * halo;
+  const W = tw + 2 * halo;
+  const out = new Float32Array(H * W);
+  for (let y = 0; y < H; y++) {
+    const gy = y0 - halo + y;
+    if (gy < 0 || gy >= m.h) continue;
+    for (let x = 0; x < W; x++) {
+      const gx = x0 - halo + x;
+      if (gx >= 0 && gx < m.w) out[y * W + x] = 1;
+    }
+  }
+  return out;
+}
+
+/** Rows (or columns) that tile i owns: its core minus what earlier tiles already cover. */
+function ownedFrom(starts: readonly number[], i: number, t: number): number {
+  return i === 0 ? starts[0]! : Math.max(starts[i]!, starts[i - 1]! + t);
+}
+
+const f32 = (shape: number[], data: Float32Array): HostTensor => ({ dtype: 'float32', shape, data });
+
+/** Input maps of a step. */
+function stepInputs(s: DIRformerStep): readonly string[] {
+  return 'inputs' in s ? s.inputs : [s.input];
+}
+
+/** Resolution of every map of the program relative to the program input. */
+function mapScales(steps: readonly DIRformerStep[]): Map<string, number> {
+  const scale = new Map<string, number>([[PROGRAM_INPUT, 1]]);
+  for (const s of steps) {
+    const f = scale.get(stepInputs(s)[0]!)!;
+    scale.set(s.output, s.kind === 'unshuffle' ? f / s.r : s.kind === 'shuffle' ? f * s.r : s.kind === 'nearest' ? f * s.scale : f);
+  }
+  return scale;
+}
+
+/** DIRformer executed tile by tile with exact results. */
+export class TiledDIRformer {
+  private readonly steps: DIRformerStep[];
+  private readonly scales: Map<string, number>;
+  private readonly lastUse = new Map<string, number>();
+  private sessions = new Map<string, Promise<Session>>();
+
+  constructor(
+    private readonly cfg: DiffIRConfig,
+    private readonly weights: TensorMap,
+    private readonly o: TiledOptions,
+  ) {
+    this.steps = dirformerProgram(cfg);
+    this.scales = mapScales(this.steps);
+    this.steps.forEach((s, i) => stepInputs(s).forEach((n) => this.lastUse.set(n, i)));
+    for (const [name, f] of this.scales) {
+      const t = o.tile * f;
+      if (!Number.isInteger(t) || t < 1) throw new Error(`tile size ${o.tile} does not divide map '${name}' (scale ${f}); use a multiple of ${Math.round(1 / Math.min(...this.scales.values()))}`);
+    }
+  }
+
+  /** Number of ORT runs for a network input of H×W (for progress). */
+  runCount(height: number, width: number): number {
+    let n = 0;
+    for (const s of this.steps) {
+      const f = this.scales.get(s.output)!;
+      const t = this.o.tile * f;
+      const tiles = tileStarts(height * f, t).length * tileStarts(width * f, t).length;
+      n += s.kind === 'block' ? 2 * tiles : tiles;
+    }
+    return n;
+  }
+
+  private session(key: string, build: () => Graph): Promise<Session> {
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = Session.create(toOnnx(build(), { params: 'initializers', weights: this.weights }), this.o.session);
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  /** Runs DIRformer on the padded network input `input` (C, H, W) with IPR `z`. */
+  async run(input: FeatureMap, z: Float32Array, r: TiledRunOptions = {}): Promise<FeatureMap> {
+    if (z.length !== IPR_DIM) throw new Error(`IPR must have ${IPR_DIM} values, got ${z.length}`);
+    const maps = new Map<string, FeatureMap>([[PROGRAM_INPUT, input]]);
+    const total = this.runCount(input.h, input.w);
+    let done = 0;
+    const tick = () => {
+      done++;
+      r.onProgress?.({ done, total });
+    };
+    const zT = f32([1, IPR_DIM], z);
+    for (let i = 0; i < this.steps.length; i++) {
+      const s = this.steps[i]!;
+      const ins = stepInputs(s).map((n) => maps.get(n)!);
+      const f = this.scales.get(s.output)!;
+      const H = input.h * f;
+      const W = input.w * f;
+      const t = this.o.tile * f;
+      const th = Math.min(t, H);
+      const tw = Math.min(t, W);
+      const ys = tileStarts(H, t);
+      const xs = tileStarts(W, t);
+      const check = () => {
+        if (r.signal?.aborted) throw r.signal.reason instanceof Error ? r.signal.reason : new Error('cancelled');
+      };
+      if (s.kind === 'block') {
+        const C = s.opts.dim;
+        const ch = C / s.opts.heads;
+        const S = new Float64Array(s.opts.heads * ch * ch);
+        const nq = new Float64Array(C);
+        const nk = new Float64Array(C);
+        const statsS = await this.session(`${i}:A:${th}x${tw}`, () => this.statsGraph(s, th, tw));
+        for (let yi = 0; yi < ys.length; yi++) {
+          for (let xi = 0; xi < xs.length; xi++) {
+            check();
+            const [y0, x0] = [ys[yi]!, xs[xi]!];
+            const own = new Float32Array(th * tw);
+            const oy = ownedFrom(ys, yi, th) - y0;
+            const ox = ownedFrom(xs, xi, tw) - x0;
+            for (let y = oy; y < th; y++) own.fill(1, y * tw + ox, (y + 1) * tw);
+            const res = await statsS.run({
+              x: f32([1, C, th + 2, tw + 2], readTile(ins[0]!, y0, x0, th, tw, 1)),
+              mask: f32([1, 1, th + 2, tw + 2], insideMask(ins[0]!, y0, x0, th, tw, 1)),
+              own: f32([1, 1, th, tw], own),
+              z: zT,
+            });
+            const add = (acc: Float64Array, v: HostTensor) => (v.data as Float32Array).forEach((x, k) => (acc[k]! += x));
+            add(S, res.S!);
+            add(nq, res.nq!);
+            add(nk, res.nk!);
+            tick();
+          }
+        }
+        const out: FeatureMap = { c: C, h: H, w: W, data: new Float32Array(C * H * W) };
+        const apply = await this.session(`${i}:B:${th}x${tw}`, () => this.applyGraph(s, th, tw));
+        const sums = {
+          S: f32([1, s.opts.heads, ch, ch], Float32Array.from(S)),
+          nq: f32([1, s.opts.heads, ch, 1], Float32Array.from(nq)),
+          nk: f32([1, s.opts.heads, ch, 1], Float32Array.from(nk)),
+        };
+        for (const y0 of ys) {
+          for (const x0 of xs) {
+            check();
+            const res = await apply.run({
+              x: f32([1, C, th + 4, tw + 4], readTile(ins[0]!, y0, x0, th, tw, 2)),
+              mask: f32([1, 1, th + 4, tw + 4], insideMask(ins[0]!, y0, x0, th, tw, 2)),
+              z: zT,
+              ...sums,
+            });
+            writeTile(out, y0, x0, th, tw, res.y!.data as Float32Array);
+            tick();
+          }
+        }
+        maps.set(s.output, out);
+      } else {
+        const local = await this.session(`${i}:L:${th}x${tw}`, () => this.localGraph(s, ins, th, tw));
+        let out: FeatureMap | null = null;
+        for (const y0 of ys) {
+          for (const x0 of xs) {
+            check();
+            const feeds: Record<string, HostTensor> = {};
+            ins.forEach((m, k) => {
+              const g = this.scales.get(stepInputs(s)[k]!)! / f; // input resolution / output resolution
+              const halo = s.kind === 'conv' ? (s.k - 1) / 2 : 0;
+              const [iy, ix, ih, iw] = [y0 * g, x0 * g, th * g, tw * g];
+              feeds[`in${k}`] = f32([1, m.c, ih + 2 * halo, iw + 2 * halo], readTile(m, iy, ix, ih, iw, halo));
+            });
+            const y = (await local.run(feeds)).y!;
+            out ??= { c: y.shape[1]!, h: H, w: W, data: new Float32Array(y.shape[1]! * H * W) };
+            writeTile(out, y0, x0, th, tw, y.data as Float32Array);
+            tick();
+          }
+        }
+        maps.set(s.output, out!);
+      }
+      for (const name of stepInputs(s)) if (this.lastUse.get(name) === i && name !== PROGRAM_INPUT) maps.delete(name);
+    }
+    return maps.get(PROGRAM_OUTPUT)!;
+  }
+
+  private statsGraph(s: Extract<DIRformerStep, { kind: 'block' }>, th: number, tw: number): Graph {
+    const g = new Graph(`${s.prefix}:stats`);
+    const C = s.opts.dim;
+    const x = g.input('x', [1, C, th + 2, tw + 2]);
+    const mask = g.input('mask', [1, 1, th + 2, tw + 2]);
+    const own = g.input('own', [1, 1, th, tw]);
+    const z = g.input('z', [1, IPR_DIM]);
+    const r = blockStats(g, s.prefix, x, z, s.opts, { mask }, own);
+    g.output(r.S, 'S');
+    g.output(r.nq, 'nq');
+    g.output(r.nk, 'nk');
+    return g;
+  }
+
+  private applyGraph(s: Extract<DIRformerStep, { kind: 'block' }>, th: number, tw: number): Graph {
+    const g = new Graph(`${s.prefix}:apply`);
+    const C = s.opts.dim;
+    const ch = C / s.opts.heads;
+    const x = g.input('x', [1, C, th + 4, tw + 4]);
+    const mask = g.input('mask', [1, 1, th + 4, tw + 4]);
+    const z = g.input('z', [1, IPR_DIM]);
+    const S = g.input('S', [1, s.opts.heads, ch, ch]);
+    const nq = g.input('nq', [1, s.opts.heads, ch, 1]);
+    const nk = g.input('nk', [1, s.opts.heads, ch, 1]);
+    g.output(blockApply(g, s.prefix, x, z, s.opts, { mask }, { S, nq, nk }), 'y');
+    return g;
+  }
+
+  private localGraph(s: DIRformerStep, ins: readonly FeatureMap[], th: number, tw: number): Graph {
+    const g = new Graph(`step:${s.output}`);
+    const f = this.scales.get(s.output)!;
+    const xs = ins.map((m, k) => {
+      const gk = this.scales.get(stepInputs(s)[k]!)! / f;
+      const halo = s.kind === 'conv' ? (s.k - 1) / 2 : 0;
+      return g.input(`in${k}`, [1, m.c, th * gk + 2 * halo, tw * gk + 2 * halo]);
+    });
+    let y: Value;
+    switch (s.kind) {
+      case 'conv':
+        y = conv2d(g, s.prefix, xs[0]!, { inChannels: s.cin, outChannels: s.cout, kernelSize: s.k, bias: s.bias, padding: 0 });
+        break;
+      case 'unshuffle':
+        y = op.pixelUnshuffle(xs[0]!, s.r);
+        break;
+      case 'shuffle':
+        y = op.pixelShuffle(xs[0]!, s.r);
+        break;
+      case 'concat':
+        y = op.concat(xs, 1);
+        break;
+      case 'add':
+        y = op.add(xs[0]!, xs[1]!);
+        break;
+      case 'nearest':
+        y = op.resize(xs[0]!, { mode: 'nearest', scale: s.scale });
+        break;
+      default:
+        throw new Error(`unexpected step ${s.kind}`);
+    }
+    g.output(y, 'y');
+    return g;
+  }
+
+  /** Releases every session. */
+  async release(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(all.map((p) => p.then((s) => s.release(), () => undefined)));
+  }
+}

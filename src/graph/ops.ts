@@ -18,6 +18,7 @@ import {
   fmtShape,
   isStatic,
   isStaticShape,
+  sym,
 } from './dim.js';
 
 /** A value or a plain number (which becomes a scalar constant of the other operand's dtype). */
@@ -720,4 +721,38 @@ export function shapeOf(x: Value): Value {
 /** A host tensor as a graph constant (convenience re-export for layers). */
 export function constant(g: Graph, t: HostTensor, name?: string): Value {
   return g.constant(t, name);
+}
+
+/**
+ * Pads the bottom and right of an NCHW tensor to the next multiple of `m` (no-op where
+ * already a multiple), computing the padding at run time so that it works for symbolic
+ * sizes. Symbolic sizes get fresh symbols (`<name>_pad<m>`) readable from the result.
+ */
+export function padToMultiple(x: Value, m: number, mode: PadMode = 'reflect'): Value {
+  const g = x.graph;
+  if (x.rank !== 4) fail(g, 'Pad', `padToMultiple needs an NCHW tensor, got ${fmtShape(x.shape)}`);
+  const [h, w] = [x.dim(2), x.dim(3)];
+  if (isStatic(h) && isStatic(w)) return pad(x, [0, 0, 0, 0, 0, 0, (m - (h % m)) % m, (m - (w % m)) % m], mode);
+  // pads = [0,0,0,0, 0,0,(m − H mod m) mod m, (m − W mod m) mod m]
+  const hw = node1(g, 'Shape', [x], { start: attr.int(2), end: attr.int(4) }, 'int64', [2]);
+  const mm = constI64(g, [m, m]);
+  const extra = node1(g, 'Mod', [node1(g, 'Sub', [mm, node1(g, 'Mod', [hw, mm], {}, 'int64', [2])], {}, 'int64', [2]), mm], {}, 'int64', [2]);
+  const pads = node1(g, 'Concat', [constI64(g, [0, 0, 0, 0, 0, 0]), extra], { axis: attr.int(0) }, 'int64', [8]);
+  const fresh = (d: Dim, axis: string): Dim => (isStatic(d) ? Math.ceil(d / m) * m : sym(`${String(d).replace(/[^A-Za-z0-9_]/g, '_')}_pad${m}_${axis}`));
+  const out = node1(g, 'Pad', [x, pads], { mode: attr.string(mode) }, x.dtype, [x.dim(0), x.dim(1), fresh(h, 'h'), fresh(w, 'w')]);
+  [2, 3].forEach((axis) => {
+    const d = out.shape[axis]!;
+    if (!isStatic(d)) g.symSources.set(d.vars[0]!, { value: out, axis });
+  });
+  return out;
+}
+
+/** Crops an NCHW tensor to the top-left `scale`·H × `scale`·W of `ref`'s spatial size (run-time sizes). */
+export function cropToScaled(x: Value, ref: Value, scale: number): Value {
+  const g = x.graph;
+  const [h, w] = [dimMul(ref.dim(2), scale), dimMul(ref.dim(3), scale)];
+  if (isStatic(h) && isStatic(w) && isStatic(x.dim(2)) && isStatic(x.dim(3))) return slice(x, [0, 0], [h, w], [2, 3]);
+  const hw = node1(g, 'Shape', [ref], { start: attr.int(2), end: attr.int(4) }, 'int64', [2]);
+  const ends = scale === 1 ? hw : node1(g, 'Mul', [hw, constI64(g, [scale, scale])], {}, 'int64', [2]);
+  return node1(g, 'Slice', [x, constI64(g, [0, 0]), ends, constI64(g, [2, 3])], {}, x.dtype, [x.dim(0), x.dim(1), h, w]);
 }

@@ -1,0 +1,91 @@
+/**
+ * Memory estimates that decide between running the whole image at once and the exact
+ * tiled executor, and that size the tiles. The estimates count float32 feature maps of
+ * the DIRformer program, with a factor for the temporaries inside a transformer block
+ * (measured: deblur-gopro at 256² peaks at 1.9 GB RSS, about 4× the sum of its maps).
+ */
+import { freemem } from 'node:os';
+import type { DiffIRConfig } from '../models/config.js';
+import { dirformerProgram, PROGRAM_INPUT, type DIRformerStep } from '../models/dirformer.js';
+import { dgfnHidden } from '../nn/dgfn.js';
+import { inputChannels } from '../models/config.js';
+
+/** Default budget: half of the memory the OS reports as available. */
+export function defaultMemoryBudget(): number {
+  return Math.floor(freemem() / 2);
+}
+
+interface MapInfo {
+  c: number;
+  scale: number;
+}
+
+function mapInfo(cfg: DiffIRConfig): { maps: Map<string, MapInfo>; steps: DIRformerStep[] } {
+  const steps = dirformerProgram(cfg);
+  const maps = new Map<string, MapInfo>([[PROGRAM_INPUT, { c: inputChannels(cfg), scale: 1 }]]);
+  for (const s of steps) {
+    const first = maps.get('inputs' in s ? s.inputs[0] : s.input)!;
+    let c = first.c;
+    let scale = first.scale;
+    if (s.kind === 'conv') c = s.cout;
+    else if (s.kind === 'unshuffle') [c, scale] = [c * s.r * s.r, scale / s.r];
+    else if (s.kind === 'shuffle') [c, scale] = [c / (s.r * s.r), scale * s.r];
+    else if (s.kind === 'nearest') scale *= s.scale;
+    else if (s.kind === 'concat') c = s.inputs.reduce((n, k) => n + maps.get(k)!.c, 0);
+    maps.set(s.output, { c, scale });
+  }
+  return { maps, steps };
+}
+
+/** Bytes the whole-image graph needs for a padded network input of H×W. */
+export function wholeImageBytes(cfg: DiffIRConfig, height: number, width: number): number {
+  const { maps } = mapInfo(cfg);
+  let sum = 0;
+  for (const m of maps.values()) sum += m.c * m.scale * m.scale;
+  return Math.ceil(4 * 4 * sum * height * width);
+}
+
+/** Bytes of ORT working memory for one tile of side `tile` (network-input pixels). */
+export function tileBytes(cfg: DiffIRConfig, tile: number): number {
+  const { maps, steps } = mapInfo(cfg);
+  let worst = 0;
+  for (const s of steps) {
+    const m = maps.get(s.output)!;
+    const side = tile * m.scale + 4;
+    const c = s.kind === 'block' ? 2 * dgfnHidden(s.opts.dim, s.opts.ffnExpansionFactor) + 3 * s.opts.dim : m.c + maps.get('inputs' in s ? s.inputs[0] : s.input)!.c;
+    worst = Math.max(worst, 4 * c * side * side);
+  }
+  return 3 * worst;
+}
+
+/** Bytes of the host feature maps the tiled executor keeps alive at its peak, for an H×W network input. */
+export function tiledHostBytes(cfg: DiffIRConfig, height: number, width: number): number {
+  const { maps, steps } = mapInfo(cfg);
+  const lastUse = new Map<string, number>();
+  steps.forEach((s, i) => ('inputs' in s ? s.inputs : [s.input]).forEach((n) => lastUse.set(n, i)));
+  const size = (n: string) => maps.get(n)!.c * maps.get(n)!.scale ** 2;
+  let live = size(PROGRAM_INPUT);
+  let peak = live;
+  steps.forEach((s, i) => {
+    live += size(s.output);
+    peak = Math.max(peak, live);
+    for (const n of 'inputs' in s ? s.inputs : [s.input]) if (lastUse.get(n) === i && n !== PROGRAM_INPUT) live -= size(n);
+  });
+  return Math.ceil(4 * peak * height * width);
+}
+
+/** The largest tile (a multiple of `multiple`, at most the image) whose working memory fits `budget`. */
+export function autoTile(cfg: DiffIRConfig, height: number, width: number, multiple: number, budget: number): number | null {
+  const cap = Math.max(height, width);
+  let best: number | null = null;
+  for (let t = multiple; t <= Math.max(cap, multiple); t += multiple) {
+    if (tileBytes(cfg, t) > budget) break;
+    best = t;
+  }
+  return best;
+}
+
+/** Formats bytes for messages: `1.2 GB`. */
+export function fmtBytes(n: number): string {
+  return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GB` : `${Math.max(1, Math.round(n / 2 ** 20))} MB`;
+}

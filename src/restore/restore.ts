@@ -1,0 +1,202 @@
+/**
+ * Restoring images: the library API behind `diffir restore` and `diffir inpaint`.
+ *
+ * A `Restorer` holds one stage-2 checkpoint and its ORT sessions and restores images of
+ * any size. Small images run as one graph; images whose whole-image working memory would
+ * exceed the budget run through the exact tiled executor, with the IPR (the global prior)
+ * computed once on the whole image and shared by every tile.
+ */
+import type { Device } from '../runtime/session.js';
+import { SessionCache } from '../runtime/cache.js';
+import { toOnnx } from '../graph/onnx.js';
+import type { HostTensor } from '../tensor.js';
+import { Rng } from '../random.js';
+import { type DiffIRCheckpoint, loadCheckpoint } from '../models/checkpoint.js';
+import { type DiffIRConfig, describeConfig, outputScale, padMultiple } from '../models/config.js';
+import { IPR_DIM } from '../nn/ipr.js';
+import { type LoadedImage, loadImage } from '../image/io.js';
+import { resizeAlpha } from '../image/resize.js';
+import { RESTORE_IO, checkImageSize, finishGraph, paddedSize, priorGraph, wholeImageGraph } from './graphs.js';
+import { TiledDIRformer } from './tiled.js';
+import { autoTile, defaultMemoryBudget, fmtBytes, tileBytes, tiledHostBytes, wholeImageBytes } from './memory.js';
+
+/** Where a restoration is: computing the prior, running the network, or tile runs of the tiled executor. */
+export interface RestoreProgress {
+  readonly phase: 'prior' | 'network' | 'tiles' | 'done';
+  readonly done: number;
+  readonly total: number;
+}
+
+/** Options of one restoration. */
+export interface RestoreOptions {
+  /** Inpainting mask, [1,1,H,W] with 1 = hole (see `loadMask`). Required for inpainting models. */
+  readonly mask?: HostTensor<'float32'>;
+  /** Tile side in network-input pixels; 0 never tiles; 'auto' (default) tiles only when needed. */
+  readonly tile?: number | 'auto';
+  /** Memory budget in bytes for the automatic choice (default: half the available memory). */
+  readonly memoryBudget?: number;
+  /** Seed of the diffusion's initial noise x_T (default 0): results are reproducible. */
+  readonly seed?: number;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (p: RestoreProgress) => void;
+}
+
+/** A restored image, ready for `saveImage` (keeps the source's alpha, gray, bit depth and metadata). */
+export interface RestoredImage extends Omit<LoadedImage, 'format' | 'orientationApplied'> {
+  /** The IPR the restoration used, (256). */
+  readonly ipr: Float32Array;
+  /** The tile side used, or 0 when the whole image ran at once. */
+  readonly tile: number;
+}
+
+/** Options when loading a restorer. */
+export interface RestorerOptions {
+  readonly device?: Device;
+  /** ORT intra-op threads (default: all cores). */
+  readonly threads?: number;
+}
+
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('cancelled');
+}
+
+/** A stage-2 DiffIR model ready to restore images. */
+export class Restorer {
+  private readonly cache: SessionCache;
+  private constructor(
+    /** The checkpoint (configuration and weights). */
+    readonly checkpoint: DiffIRCheckpoint,
+    private readonly o: RestorerOptions,
+  ) {
+    this.cache = new SessionCache({ ...(o.device ? { device: o.device } : {}), ...(o.threads ? { threads: o.threads } : {}) }, 3);
+  }
+
+  /** Loads a stage-2 checkpoint (or takes a loaded one). Stage-1 models need the ground truth and are refused. */
+  static load(weights: string | DiffIRCheckpoint, o: RestorerOptions = {}): Restorer {
+    const ck = typeof weights === 'string' ? loadCheckpoint(weights) : weights;
+    if (ck.stage !== 2) {
+      throw new Error(`${ck.file}: a stage-1 (DiffIRS1) checkpoint needs the ground truth to run; restoring needs a stage-2 (DiffIRS2) checkpoint`);
+    }
+    return new Restorer(ck, o);
+  }
+
+  /** The model configuration. */
+  get config(): DiffIRConfig {
+    return this.checkpoint.config;
+  }
+
+  /** Restores one image (a path, encoded bytes, or an already loaded image). */
+  async restore(input: string | Uint8Array | LoadedImage, o: RestoreOptions = {}): Promise<RestoredImage> {
+    const img = typeof input === 'string' || input instanceof Uint8Array ? await loadImage(input) : input;
+    const cfg = this.config;
+    const { width: W, height: H } = img;
+    if (cfg.task === 'inpaint' && !o.mask) throw new Error('this is an inpainting model: give a mask (white = hole)');
+    if (cfg.task !== 'inpaint' && o.mask) throw new Error(`a mask is only for inpainting models; this one is ${describeConfig(cfg).split(' dim')[0]}`);
+    if (o.mask && (o.mask.shape[2] !== H || o.mask.shape[3] !== W)) {
+      throw new Error(`mask is ${o.mask.shape[3]}×${o.mask.shape[2]} but the image is ${W}×${H}; they must be the same size`);
+    }
+    checkImageSize(cfg, H, W);
+    const [ph, pw] = paddedSize(cfg, H, W);
+    const budget = o.memoryBudget ?? defaultMemoryBudget();
+    const tile = this.chooseTile(ph, pw, o.tile ?? 'auto', budget);
+    const xT: HostTensor = { dtype: 'float32', shape: [1, IPR_DIM], data: new Rng(o.seed ?? 0).normals(IPR_DIM) };
+    const feeds: Record<string, HostTensor> = { [RESTORE_IO.image]: img.rgb, [RESTORE_IO.xT]: xT };
+    if (o.mask) feeds[RESTORE_IO.mask] = o.mask;
+    const check = () => {
+      if (o.signal?.aborted) throw abortError(o.signal);
+    };
+    check();
+    let out: HostTensor;
+    let ipr: Float32Array;
+    if (tile === 0) {
+      o.onProgress?.({ phase: 'network', done: 0, total: 1 });
+      const s = await this.cache.get(`whole:${H}x${W}`, () => toOnnx(wholeImageGraph(cfg, H, W), { params: 'initializers', weights: this.checkpoint.weights }));
+      check();
+      const r = await s.run(feeds);
+      out = r[RESTORE_IO.out]!;
+      ipr = r[RESTORE_IO.ipr]!.data as Float32Array;
+    } else {
+      o.onProgress?.({ phase: 'prior', done: 0, total: 1 });
+      const prior = await this.cache.get(`prior:${H}x${W}`, () => toOnnx(priorGraph(cfg, H, W), { params: 'initializers', weights: this.checkpoint.weights }));
+      const pr = await prior.run(feeds);
+      check();
+      ipr = pr[RESTORE_IO.ipr]!.data as Float32Array;
+      const netin = pr[RESTORE_IO.netin]!;
+      const tiled = new TiledDIRformer(cfg, this.checkpoint.weights, { tile, session: this.sessionOptions() });
+      let net;
+      try {
+        net = await tiled.run({ c: netin.shape[1]!, h: ph, w: pw, data: netin.data as Float32Array }, ipr, {
+          ...(o.signal ? { signal: o.signal } : {}),
+          onProgress: (p) => o.onProgress?.({ phase: 'tiles', ...p }),
+        });
+      } finally {
+        await tiled.release();
+      }
+      const fin = await this.cache.get(`finish:${H}x${W}`, () => toOnnx(finishGraph(cfg, H, W), { params: 'initializers' }));
+      const ff: Record<string, HostTensor> = { [RESTORE_IO.image]: img.rgb, [RESTORE_IO.net]: { dtype: 'float32', shape: [1, 3, net.h, net.w], data: net.data } };
+      if (o.mask) ff[RESTORE_IO.mask] = o.mask;
+      out = (await fin.run(ff))[RESTORE_IO.out]!;
+    }
+    const s = outputScale(cfg);
+    const alpha = img.alpha && s !== 1 ? await resizeAlpha(img.alpha, W * s, H * s) : img.alpha;
+    o.onProgress?.({ phase: 'done', done: 1, total: 1 });
+    return {
+      rgb: out as HostTensor<'float32'>,
+      alpha,
+      gray: img.gray,
+      bitDepth: img.bitDepth,
+      width: W * s,
+      height: H * s,
+      ...(img.icc ? { icc: img.icc } : {}),
+      ...(img.exif ? { exif: img.exif } : {}),
+      ipr: Float32Array.from(ipr),
+      tile,
+    };
+  }
+
+  private sessionOptions() {
+    return { ...(this.o.device ? { device: this.o.device } : {}), ...(this.o.threads ? { threads: this.o.threads } : {}) };
+  }
+
+  /** 0 for the whole image, else the tile side; errors when the image cannot fit the budget. */
+  private chooseTile(ph: number, pw: number, tile: number | 'auto', budget: number): number {
+    const cfg = this.config;
+    const m = padMultiple(cfg);
+    const whole = wholeImageBytes(cfg, ph, pw);
+    if (tile === 0) {
+      if (whole > budget) {
+        throw new Error(`${pw}×${ph} needs about ${fmtBytes(whole)} without tiling, over the ${fmtBytes(budget)} memory budget; allow tiling (--tile auto) or raise --memory-budget`);
+      }
+      return 0;
+    }
+    if (tile !== 'auto') {
+      if (!Number.isInteger(tile) || tile < m || tile % m !== 0) throw new Error(`tile size must be a positive multiple of ${m} for this model, got ${tile}`);
+      return tile >= ph && tile >= pw && whole <= budget ? 0 : tile;
+    }
+    if (whole <= budget) return 0;
+    const host = tiledHostBytes(cfg, ph, pw);
+    const t = autoTile(cfg, ph, pw, m, Math.max(0, budget - host));
+    if (t === null) {
+      throw new Error(`${pw}×${ph} needs about ${fmtBytes(host + tileBytes(cfg, m))} even in tiles, over the ${fmtBytes(budget)} memory budget; raise --memory-budget or use a smaller image`);
+    }
+    return t;
+  }
+
+  /** Releases all sessions. */
+  async release(): Promise<void> {
+    await this.cache.clear();
+  }
+}
+
+/** One-shot restoration: loads `weights`, restores `input`, releases the sessions. */
+export async function restore(
+  input: string | Uint8Array | LoadedImage,
+  o: RestoreOptions & RestorerOptions & { weights: string | DiffIRCheckpoint },
+): Promise<RestoredImage> {
+  const r = Restorer.load(o.weights, o);
+  try {
+    return await r.restore(input, o);
+  } finally {
+    await r.release();
+  }
+}

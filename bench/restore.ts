@@ -112,7 +112,7 @@ async function main(): Promise<void> {
     if (!c) throw new Error(`unknown case '${k}' (have ${Object.keys(CASES).join(', ')})`);
     const args = [fileURLToPath(import.meta.url), '--child', k, ...process.argv.slice(2).filter((a, i, all) => a !== '--cases' && all[i - 1] !== '--cases')];
     const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
-    if (r.status !== 0) throw new Error(`case ${k} failed: ${r.stderr.split('\n').slice(-3).join(' ')}`);
+    if (r.status !== 0) throw new Error(`case ${k} failed (${r.signal ?? `exit ${r.status}`}): ${r.stderr.split('\n').slice(-3).join(' ')}`);
     const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as { cold: number; warm: number | null; peakGiB: number; tile: number; profile: Record<string, number> | null };
     const best = res.warm ?? res.cold;
     const ratio = c.pytorch ? (best / c.pytorch).toFixed(2) : '–';

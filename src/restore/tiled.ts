@@ -129,6 +129,7 @@ export class TiledDIRformer {
   private readonly steps: DIRformerStep[];
   private readonly scales: Map<string, number>;
   private readonly lastUse = new Map<string, number>();
+  /** Sessions of the step being run; released when the step is done, so memory stays bounded. */
   private sessions = new Map<string, Promise<Session>>();
 
   constructor(
@@ -160,7 +161,9 @@ export class TiledDIRformer {
   private session(key: string, build: () => Graph): Promise<Session> {
     let s = this.sessions.get(key);
     if (!s) {
-      s = Session.create(toOnnx(build(), { params: 'initializers', weights: this.weights }), this.o.session);
+      // No memory arena: each step has its own session, and an arena per session would keep
+      // every step's peak working memory alive.
+      s = Session.create(toOnnx(build(), { params: 'initializers', weights: this.weights }), { ...this.o.session, memoryArena: false });
       this.sessions.set(key, s);
     }
     return s;
@@ -262,6 +265,7 @@ export class TiledDIRformer {
         maps.set(s.output, out!);
       }
       for (const name of stepInputs(s)) if (this.lastUse.get(name) === i && name !== PROGRAM_INPUT) maps.delete(name);
+      await this.release();
     }
     return maps.get(PROGRAM_OUTPUT)!;
   }
@@ -329,7 +333,7 @@ export class TiledDIRformer {
     return g;
   }
 
-  /** Releases every session. */
+  /** Releases the sessions still open (after a failed or cancelled run). */
   async release(): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();

@@ -1,0 +1,197 @@
+/**
+ * `diffir restore <files | folders | globs...> -o <folder> --weights W`: restores image
+ * files with a stage-2 DiffIR model (super-resolution or deblurring, detected from the
+ * weights) into a folder.
+ *
+ * The model is loaded once for the batch. Each output is `<input name><suffix>.<ext>`; an
+ * existing output is skipped unless --overwrite. A file that fails (unreadable, too small,
+ * ...) is reported and the batch goes on; the exit status is 1 if any failed. Outputs are
+ * written atomically, so an interrupted batch (Ctrl-C, SIGTERM) leaves only complete
+ * files; it reports what was done and exits with 130 (143 for SIGTERM).
+ */
+import { stat } from 'node:fs/promises';
+import { basename, extname, join, resolve } from 'node:path';
+import sharp from 'sharp';
+import type { Command } from './main.js';
+import { parseCommand, required } from './args.js';
+import { UserError, oneLine } from './errors.js';
+import { type InputFile, expandInputs } from './inputs.js';
+import { prepareOutputFolder } from './files.js';
+import { InterruptHandler } from './interrupt.js';
+import { loadModel, modelSetup } from './model.js';
+import { FORMAT_EXT, type OutputFormat, formatOfExtension, formatOption, modelOptions, positiveIntOption } from './options.js';
+import { Reporter, reportMode } from './progress.js';
+import { loadImage, saveImage } from '../image/io.js';
+import { outputScale } from '../models/config.js';
+
+/** One input with its planned output. */
+export interface PlannedFile {
+  readonly input: InputFile;
+  readonly output: string;
+  readonly format: OutputFormat;
+  /** Why this file cannot be processed, decided before any work (e.g. two inputs, one output name). */
+  readonly problem?: string;
+}
+
+/**
+ * Output paths for the inputs: `<dir>/<stem><suffix><ext>`, the extension kept for
+ * `same` (PNG for formats that cannot be written: GIF, AVIF). Files found in folders or by
+ * globs that are themselves outputs of this batch (a re-run into the input folder) are
+ * dropped; an output that would replace its input, or be shared by two inputs, is a problem.
+ */
+export function planOutputs(files: readonly InputFile[], dir: string, suffix: string, format: OutputFormat | 'same'): PlannedFile[] {
+  const target = (f: InputFile): { output: string; format: OutputFormat } => {
+    const ext = extname(f.path);
+    const stem = basename(f.path, ext);
+    const same = formatOfExtension(ext);
+    if (format === 'same') return same ? { output: join(dir, stem + suffix + ext), format: same } : { output: join(dir, `${stem}${suffix}.png`), format: 'png' };
+    return { output: join(dir, stem + suffix + (same === format ? ext : FORMAT_EXT[format])), format };
+  };
+  const targets = files.map(target);
+  const outputs = new Set(targets.map((t) => resolve(t.output)));
+  const claimed = new Map<string, string>();
+  const plan: PlannedFile[] = [];
+  files.forEach((f, i) => {
+    const t = targets[i]!;
+    const key = resolve(f.path);
+    if (!f.explicit && outputs.has(key) && resolve(t.output) !== key) return;
+    let problem: string | undefined;
+    const out = resolve(t.output);
+    if (out === key) problem = `the output would replace the input; choose another output folder or --suffix`;
+    else if (claimed.has(out)) problem = `its output ${t.output} would also be the output of ${claimed.get(out)}; restore them in separate runs or into separate folders`;
+    else claimed.set(out, f.path);
+    plan.push({ input: f, ...t, ...(problem ? { problem } : {}) });
+  });
+  return plan;
+}
+
+/** The reason to print after `<file>: `, without repeating the file name. */
+function reasonFor(e: unknown, file: string): string {
+  const msg = oneLine(e);
+  return msg.startsWith(`${file}: `) ? msg.slice(file.length + 2) : msg;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
+export const restore: Command = {
+  summary: 'restore image files (super-resolution or deblurring, detected from the weights) into a folder',
+  async run(argv) {
+    const p = parseCommand(
+      'restore',
+      '<files | folders | globs...> -o <folder> --weights W.pth [options]',
+      {
+        output: { type: 'string', short: 'o', arg: 'folder', help: 'folder for the restored images (created if missing)' },
+        ...modelOptions(),
+        format: { type: 'string', arg: 'png|jpg|webp|tiff|same', default: 'same', help: "output format; 'same' keeps the input's (PNG for GIF/AVIF inputs)" },
+        quality: { type: 'string', arg: '1-100', help: 'JPEG quality (default 95) or lossy WebP quality (default: lossless WebP)' },
+        suffix: { type: 'string', arg: 'text', default: '_diffir', help: 'added to each input name to make the output name' },
+        overwrite: { type: 'boolean', help: 'replace existing outputs (default: skip them)' },
+        json: { type: 'boolean', help: 'machine-readable progress: one JSON object per line on stdout' },
+        quiet: { type: 'boolean', short: 'q', help: 'print only failures' },
+      },
+      argv,
+    );
+    if (!p) return;
+    const v = p.values;
+    const setup = modelSetup('restore', v);
+    const outDir = required('restore', v, 'output');
+    if (p.positionals.length === 0) {
+      throw new UserError("restore: give the images to restore (files, folders or globs), e.g. 'diffir restore photos -o restored --weights net_g.pth'", 2);
+    }
+    const format = formatOption('restore', v);
+    const quality = positiveIntOption('restore', v, 'quality', 100);
+    const suffix = typeof v.suffix === 'string' ? v.suffix : '_diffir';
+    if (/[/\\]/.test(suffix) || suffix.includes('\0')) throw new UserError(`restore: --suffix cannot contain path separators, got '${suffix}'`, 2);
+    const overwrite = v.overwrite === true;
+
+    const { files, problems } = await expandInputs(p.positionals);
+    if (files.length === 0) {
+      const first = problems[0]!;
+      throw new UserError(`${first.arg}: ${first.reason}${problems.length > 1 ? ` (and ${problems.length - 1} more arguments gave no images)` : ''}`);
+    }
+    await prepareOutputFolder(outDir);
+    const plan = planOutputs(files, outDir, suffix, format);
+
+    const reporter = new Reporter(reportMode(v));
+    const restorer = loadModel('restore', setup);
+    const scale = outputScale(restorer.config);
+    const interrupt = new InterruptHandler((sig) => reporter.interrupted(sig));
+    const t0 = performance.now();
+    let restored = 0;
+    let failed = 0;
+    let skipped = 0;
+    let processed = 0;
+    try {
+      reporter.start({ command: 'restore', files: plan.length, output: outDir, weights: setup.weights, task: restorer.config.task, scale, device: setup.device });
+      if (reporter.wantsWork) {
+        reporter.setWork(await Promise.all(plan.map((f) => sharp(f.input.path).metadata().then((m) => (m.width ?? 0) * (m.height ?? 0), () => 0))));
+      }
+      for (const pr of problems) {
+        reporter.fileFailed(null, pr.arg, pr.reason);
+        failed++;
+      }
+      for (const [i, f] of plan.entries()) {
+        if (interrupt.signal.aborted) break;
+        processed++;
+        const file = f.input.path;
+        if (f.problem) {
+          reporter.fileFailed(i, file, f.problem);
+          failed++;
+          continue;
+        }
+        if (!overwrite && (await exists(f.output))) {
+          reporter.fileSkipped(i, file, f.output, `${f.output} exists`);
+          skipped++;
+          continue;
+        }
+        const started = performance.now();
+        try {
+          const img = await loadImage(file);
+          if (interrupt.signal.aborted) {
+            processed--;
+            break;
+          }
+          reporter.fileStart(i, file, { width: img.width, height: img.height, outWidth: img.width * scale, outHeight: img.height * scale });
+          const r = await restorer.restore(img, {
+            tile: setup.tile,
+            seed: setup.seed,
+            ...(setup.memoryBudget !== undefined ? { memoryBudget: setup.memoryBudget } : {}),
+            signal: interrupt.signal,
+            onProgress: (pg) => reporter.progress(i, pg),
+          });
+          interrupt.writing.add(f.output);
+          const saved = await saveImage(f.output, r, { format: f.format, overwrite, ...(quality !== undefined ? { quality } : {}) });
+          restored++;
+          reporter.fileDone(i, file, {
+            output: saved.path, width: img.width, height: img.height, outWidth: r.width, outHeight: r.height,
+            tile: r.tile, seconds: (performance.now() - started) / 1000, warnings: saved.warnings,
+          });
+        } catch (e) {
+          if (interrupt.signal.aborted) {
+            processed--;
+            break;
+          }
+          if (!overwrite && (await exists(f.output))) {
+            // The output appeared while this file was being restored.
+            reporter.fileSkipped(i, file, f.output, `${f.output} exists`);
+            skipped++;
+          } else {
+            reporter.fileFailed(i, file, reasonFor(e, file));
+            failed++;
+          }
+        } finally {
+          interrupt.writing.delete(f.output);
+        }
+      }
+      reporter.summary({ restored, failed, skipped, notProcessed: plan.length - processed, seconds: (performance.now() - t0) / 1000, interrupted: interrupt.stoppedBy });
+    } finally {
+      reporter.close();
+      await restorer.release();
+      interrupt.dispose();
+    }
+    if (interrupt.stoppedBy) process.exitCode = interrupt.exitCode;
+    else if (failed > 0) process.exitCode = 1;
+  },
+};

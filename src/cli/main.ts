@@ -14,6 +14,7 @@ export interface Command {
 const commands: Record<string, () => Promise<Command>> = {
   info: async () => (await import('./info.js')).info,
   forward: async () => (await import('./forward.js')).forward,
+  degrade: async () => (await import('./degrade.js')).degrade,
   restore: async () => (await import('./restore.js')).restore,
   inpaint: async () => (await import('./inpaint.js')).inpaint,
   'export-onnx': async () => (await import('./export-onnx.js')).exportOnnxCommand,

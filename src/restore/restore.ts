@@ -6,7 +6,7 @@
  * exceed the budget run through the exact tiled executor, with the IPR (the global prior)
  * computed once on the whole image and shared by every tile.
  */
-import type { Device } from '../runtime/session.js';
+import { Session, type Device } from '../runtime/session.js';
 import { SessionCache } from '../runtime/cache.js';
 import { toOnnx } from '../graph/onnx.js';
 import type { HostTensor } from '../tensor.js';
@@ -17,7 +17,7 @@ import { IPR_DIM } from '../nn/ipr.js';
 import { type LoadedImage, loadImage } from '../image/io.js';
 import { resizeAlpha } from '../image/resize.js';
 import { RESTORE_IO, checkImageSize, finishGraph, paddedSize, priorGraph, wholeImageGraph } from './graphs.js';
-import { TiledDIRformer } from './tiled.js';
+import { TiledDIRformer, balancedTile } from './tiled.js';
 import { autoTile, defaultMemoryBudget, fmtBytes, tileBytes, tiledHostBytes, wholeImageBytes } from './memory.js';
 
 /** Where a restoration is: computing the prior, running the network, or tile runs of the tiled executor. */
@@ -117,8 +117,14 @@ export class Restorer {
       ipr = r[RESTORE_IO.ipr]!.data as Float32Array;
     } else {
       o.onProgress?.({ phase: 'prior', done: 0, total: 1 });
-      const prior = await this.cache.get(`prior:${H}x${W}`, () => toOnnx(priorGraph(cfg, H, W), { params: 'initializers', weights: this.checkpoint.weights }));
-      const pr = await prior.run(feeds);
+      // The prior runs on the whole image once; its session (and arena) is freed before the tiles run.
+      const prior = await Session.create(toOnnx(priorGraph(cfg, H, W), { params: 'initializers', weights: this.checkpoint.weights }), this.sessionOptions());
+      let pr: Record<string, HostTensor>;
+      try {
+        pr = await prior.run(feeds);
+      } finally {
+        await prior.release();
+      }
       check();
       ipr = pr[RESTORE_IO.ipr]!.data as Float32Array;
       const netin = pr[RESTORE_IO.netin]!;
@@ -179,7 +185,7 @@ export class Restorer {
     if (t === null) {
       throw new Error(`${pw}×${ph} needs about ${fmtBytes(host + tileBytes(cfg, m))} even in tiles, over the ${fmtBytes(budget)} memory budget; raise --memory-budget or use a smaller image`);
     }
-    return t;
+    return balancedTile(Math.max(ph, pw), t, m);
   }
 
   /** Releases all sessions. */

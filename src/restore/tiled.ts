@@ -50,6 +50,17 @@ export interface TiledRunOptions {
   readonly onProgress?: (p: TiledProgress) => void;
 }
 
+/**
+ * The tile side to use on an axis of `size` with tiles of at most `max` (multiples of
+ * `align`): the smallest aligned side giving the same number of tiles, so that the last
+ * tile overlaps its neighbour as little as possible.
+ */
+export function balancedTile(size: number, max: number, align: number): number {
+  if (max >= size) return max;
+  const n = Math.ceil(size / max);
+  return Math.min(max, Math.ceil(size / n / align) * align);
+}
+
 /** Tile starts covering [0, size) with tiles of `t`; the last tile is shifted back to end at `size`. */
 export function tileStarts(size: number, t: number): number[] {
   if (t >= size) return [0];
@@ -59,15 +70,21 @@ export function tileStarts(size: number, t: number): number[] {
   return starts;
 }
 
-/** Copies a (c, th+2·halo, tw+2·halo) window of `m` at (y0, x0) − halo, zero outside the map. */
-export function readTile(m: FeatureMap, y0: number, x0: number, th: number, tw: number, halo: number): Float32Array {
+/**
+ * Copies a (c, th+2·halo, tw+2·halo) window of `m` at (y0, x0) − halo, zero outside the
+ * map, into `out` when given (reused across tiles) or a new array.
+ */
+export function readTile(m: FeatureMap, y0: number, x0: number, th: number, tw: number, halo: number, out?: Float32Array): Float32Array {
   const H = th + 2 * halo;
   const W = tw + 2 * halo;
-  const out = new Float32Array(m.c * H * W);
   const ya = Math.max(0, y0 - halo);
   const yb = Math.min(m.h, y0 + th + halo);
   const xa = Math.max(0, x0 - halo);
   const xb = Math.min(m.w, x0 + tw + halo);
+  if (out) {
+    if (out.length !== m.c * H * W) throw new Error('readTile: buffer size does not match the tile');
+    if (ya > y0 - halo || yb < y0 + th + halo || xa > x0 - halo || xb < x0 + tw + halo) out.fill(0);
+  } else out = new Float32Array(m.c * H * W);
   if (ya >= yb || xa >= xb) return out;
   for (let c = 0; c < m.c; c++) {
     for (let y = ya; y < yb; y++) {
@@ -161,9 +178,8 @@ export class TiledDIRformer {
   private session(key: string, build: () => Graph): Promise<Session> {
     let s = this.sessions.get(key);
     if (!s) {
-      // No memory arena: each step has its own session, and an arena per session would keep
-      // every step's peak working memory alive.
-      s = Session.create(toOnnx(build(), { params: 'initializers', weights: this.weights }), { ...this.o.session, memoryArena: false });
+      // Each step has its own sessions, released when the step ends, so their arenas do not pile up.
+      s = Session.create(toOnnx(build(), { params: 'initializers', weights: this.weights }), this.o.session ?? {});
       this.sessions.set(key, s);
     }
     return s;
@@ -201,6 +217,7 @@ export class TiledDIRformer {
         const nq = new Float64Array(C);
         const nk = new Float64Array(C);
         const statsS = await this.session(`${i}:A:${th}x${tw}`, () => this.statsGraph(s, th, tw));
+        const xa = new Float32Array(C * (th + 2) * (tw + 2));
         for (let yi = 0; yi < ys.length; yi++) {
           for (let xi = 0; xi < xs.length; xi++) {
             check();
@@ -210,7 +227,7 @@ export class TiledDIRformer {
             const ox = ownedFrom(xs, xi, tw) - x0;
             for (let y = oy; y < th; y++) own.fill(1, y * tw + ox, (y + 1) * tw);
             const res = await statsS.run({
-              x: f32([1, C, th + 2, tw + 2], readTile(ins[0]!, y0, x0, th, tw, 1)),
+              x: f32([1, C, th + 2, tw + 2], readTile(ins[0]!, y0, x0, th, tw, 1, xa)),
               mask: f32([1, 1, th + 2, tw + 2], insideMask(ins[0]!, y0, x0, th, tw, 1)),
               own: f32([1, 1, th, tw], own),
               z: zT,
@@ -224,6 +241,8 @@ export class TiledDIRformer {
         }
         const out: FeatureMap = { c: C, h: H, w: W, data: new Float32Array(C * H * W) };
         const apply = await this.session(`${i}:B:${th}x${tw}`, () => this.applyGraph(s, th, tw));
+        const xb = new Float32Array(C * (th + 4) * (tw + 4));
+        const yb = f32([1, C, th, tw], new Float32Array(C * th * tw));
         const sums = {
           S: f32([1, s.opts.heads, ch, ch], Float32Array.from(S)),
           nq: f32([1, s.opts.heads, ch, 1], Float32Array.from(nq)),
@@ -232,13 +251,17 @@ export class TiledDIRformer {
         for (const y0 of ys) {
           for (const x0 of xs) {
             check();
-            const res = await apply.run({
-              x: f32([1, C, th + 4, tw + 4], readTile(ins[0]!, y0, x0, th, tw, 2)),
-              mask: f32([1, 1, th + 4, tw + 4], insideMask(ins[0]!, y0, x0, th, tw, 2)),
-              z: zT,
-              ...sums,
-            });
-            writeTile(out, y0, x0, th, tw, res.y!.data as Float32Array);
+            await apply.run(
+              {
+                x: f32([1, C, th + 4, tw + 4], readTile(ins[0]!, y0, x0, th, tw, 2, xb)),
+                mask: f32([1, 1, th + 4, tw + 4], insideMask(ins[0]!, y0, x0, th, tw, 2)),
+                z: zT,
+                ...sums,
+              },
+              undefined,
+              { y: yb },
+            );
+            writeTile(out, y0, x0, th, tw, yb.data as Float32Array);
             tick();
           }
         }

@@ -55,7 +55,14 @@ export function tileBytes(cfg: DiffIRConfig, tile: number): number {
     const c = s.kind === 'block' ? 2 * dgfnHidden(s.opts.dim, s.opts.ffnExpansionFactor) + 3 * s.opts.dim : m.c + maps.get('inputs' in s ? s.inputs[0] : s.input)!.c;
     worst = Math.max(worst, 4 * c * side * side);
   }
-  return 3 * worst;
+  // Calibrated on deblur-gopro at 1024² (tiles of 208 and 344): ORT's arena peaks at ~5.4× the
+  // largest single step's maps.
+  return Math.ceil(5.4 * worst);
+}
+
+/** Memory that is there whatever the image: runtime, libraries and the weights (bytes). */
+export function baselineBytes(weightBytes: number): number {
+  return 600 * 2 ** 20 + 2 * weightBytes;
 }
 
 /** Bytes of the host feature maps the tiled executor keeps alive at its peak, for an H×W network input. */

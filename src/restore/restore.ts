@@ -18,7 +18,7 @@ import { type LoadedImage, loadImage } from '../image/io.js';
 import { resizeAlpha } from '../image/resize.js';
 import { RESTORE_IO, checkImageSize, finishGraph, paddedSize, priorGraph, wholeImageGraph } from './graphs.js';
 import { TiledDIRformer, balancedTile } from './tiled.js';
-import { autoTile, defaultMemoryBudget, fmtBytes, tileBytes, tiledHostBytes, wholeImageBytes } from './memory.js';
+import { autoTile, baselineBytes, defaultMemoryBudget, fmtBytes, tileBytes, tiledHostBytes, wholeImageBytes } from './memory.js';
 
 /** Where a restoration is: computing the prior, running the network, or tile runs of the tiled executor. */
 export interface RestoreProgress {
@@ -168,7 +168,8 @@ export class Restorer {
   private chooseTile(ph: number, pw: number, tile: number | 'auto', budget: number): number {
     const cfg = this.config;
     const m = padMultiple(cfg);
-    const whole = wholeImageBytes(cfg, ph, pw);
+    const base = baselineBytes(4 * this.checkpoint.parameterCount);
+    const whole = wholeImageBytes(cfg, ph, pw) + base;
     if (tile === 0) {
       if (whole > budget) {
         throw new Error(`${pw}×${ph} needs about ${fmtBytes(whole)} without tiling, over the ${fmtBytes(budget)} memory budget; allow tiling (--tile auto) or raise --memory-budget`);
@@ -180,7 +181,7 @@ export class Restorer {
       return tile >= ph && tile >= pw && whole <= budget ? 0 : tile;
     }
     if (whole <= budget) return 0;
-    const host = tiledHostBytes(cfg, ph, pw);
+    const host = tiledHostBytes(cfg, ph, pw) + base;
     const t = autoTile(cfg, ph, pw, m, Math.max(0, budget - host));
     if (t === null) {
       throw new Error(`${pw}×${ph} needs about ${fmtBytes(host + tileBytes(cfg, m))} even in tiles, over the ${fmtBytes(budget)} memory budget; raise --memory-budget or use a smaller image`);

@@ -53,3 +53,28 @@ test('training step refuses parameters that are neither trainable nor frozen', a
   const { g, loss } = tinyNet();
   await assert.rejects(TrainStep.create(g, loss, { trainable: ['a.weight'] }), /parameter 'a.bias' is neither trainable nor given as frozen/);
 });
+
+test('Adam with a compiled gradient scale, and in-place updates of a slice of a larger buffer', async () => {
+  const n = 50;
+  const p0 = randn([n], 21).data as Float32Array;
+  const g = randn([n], 22).data as Float32Array;
+  const plain = await Adam.create(n, { lr: 1e-2, eps: 1 }, { threads: 1 });
+  const scaled = await Adam.create(n, { lr: 1e-2, eps: 1, gradScale: true }, { threads: 1 });
+  const a = await plain.update(Float32Array.from(p0), Float32Array.from(g, (v) => v * 0.25));
+  const b = await scaled.update(Float32Array.from(p0), g, 0.25);
+  for (let i = 0; i < n; i++) assert.ok(Math.abs(a[i]! - b[i]!) < 1e-7);
+  await assert.rejects(plain.update(a, g, 0.5), /a gradient scale needs the gradScale option/);
+  // In place, on a view: the surrounding buffer is untouched and repeated updates never alias.
+  const big = new Float32Array(n + 10).fill(7);
+  big.set(p0, 5);
+  const inPlace = await Adam.create(n, { lr: 1e-2 }, { threads: 1 });
+  const ref = await Adam.create(n, { lr: 1e-2 }, { threads: 1 });
+  let r: Float32Array = Float32Array.from(p0);
+  for (let s = 0; s < 3; s++) {
+    await inPlace.updateInPlace(big.subarray(5, 5 + n), g);
+    r = await ref.update(r, g);
+  }
+  assert.deepEqual([...big.subarray(5, 5 + n)], [...r]);
+  assert.deepEqual([...big.subarray(0, 5), ...big.subarray(5 + n)], new Array(10).fill(7));
+  for (const o of [plain, scaled, inPlace, ref]) await o.release();
+});

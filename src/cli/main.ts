@@ -15,6 +15,8 @@ const commands: Record<string, () => Promise<Command>> = {
   info: async () => (await import('./info.js')).info,
   forward: async () => (await import('./forward.js')).forward,
   degrade: async () => (await import('./degrade.js')).degrade,
+  train: async () => (await import('./train.js')).train,
+  grad: async () => (await import('./grad.js')).grad,
   restore: async () => (await import('./restore.js')).restore,
   inpaint: async () => (await import('./inpaint.js')).inpaint,
   'export-onnx': async () => (await import('./export-onnx.js')).exportOnnxCommand,

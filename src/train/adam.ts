@@ -19,6 +19,11 @@ export interface AdamOptions {
   weightDecay?: number;
   /** AdamW (decoupled) weight decay instead of L2. */
   decoupled?: boolean;
+  /**
+   * Compile a gradient scale into the update (`g ← s·g` first), so that gradient clipping and
+   * averaging over accumulated micro-batches cost no extra pass; `update` then takes `s`.
+   */
+  gradScale?: boolean;
 }
 
 /** Serializable optimizer state (moments and step count). */
@@ -36,6 +41,7 @@ export class Adam {
   readonly eps: number;
   readonly weightDecay: number;
   readonly decoupled: boolean;
+  readonly gradScale: boolean;
   private state: AdamState;
   private spare: { p: Float32Array; m: Float32Array; v: Float32Array };
 
@@ -45,6 +51,7 @@ export class Adam {
     this.eps = o.eps ?? 1e-8;
     this.weightDecay = o.weightDecay ?? 0;
     this.decoupled = o.decoupled ?? false;
+    this.gradScale = o.gradScale ?? false;
     this.state = { step: 0, m: new Float32Array(n), v: new Float32Array(n) };
     this.spare = { p: new Float32Array(n), m: new Float32Array(n), v: new Float32Array(n) };
   }
@@ -55,8 +62,10 @@ export class Adam {
     const eps = o.eps ?? 1e-8;
     const wd = o.weightDecay ?? 0;
     const decoupled = o.decoupled ?? false;
-    const kernel = await FlatKernel.create(length, ['p', 'g', 'm', 'v'], ['step_size', 'inv_sqrt_bc2', 'decay'], (_g, f, s) => {
+    const scalars = ['step_size', 'inv_sqrt_bc2', 'decay', ...(o.gradScale ? ['grad_scale'] : [])];
+    const kernel = await FlatKernel.create(length, ['p', 'g', 'm', 'v'], scalars, (_g, f, s) => {
       let g = f.g!;
+      if (o.gradScale) g = op.mul(g, s.grad_scale!);
       let p = f.p!;
       if (wd !== 0 && !decoupled) g = op.add(g, op.mul(p, wd));
       if (wd !== 0 && decoupled) p = op.mul(p, s.decay!);
@@ -73,19 +82,32 @@ export class Adam {
     return this.state.step;
   }
 
-  /** Applies one update; returns the buffer holding the new parameters (the old one becomes spare). */
-  async update(params: Float32Array, grads: Float32Array): Promise<Float32Array> {
+  /**
+   * Applies one update; returns the buffer holding the new parameters (the old one becomes
+   * spare). `gradScale` multiplies the gradient first (needs the `gradScale` option).
+   */
+  async update(params: Float32Array, grads: Float32Array, gradScale = 1): Promise<Float32Array> {
+    if (gradScale !== 1 && !this.gradScale) throw new Error('Adam: a gradient scale needs the gradScale option');
     const t = this.state.step + 1;
     const [b1, b2] = this.betas;
     const out = this.spare;
-    await this.kernel.run(
-      { p: params, g: grads, m: this.state.m, v: this.state.v },
-      { step_size: this.lr / (1 - b1 ** t), inv_sqrt_bc2: 1 / Math.sqrt(1 - b2 ** t), decay: 1 - this.lr * this.weightDecay },
-      { p_out: out.p, m_out: out.m, v_out: out.v },
-    );
+    const scalars: Record<string, number> = { step_size: this.lr / (1 - b1 ** t), inv_sqrt_bc2: 1 / Math.sqrt(1 - b2 ** t), decay: 1 - this.lr * this.weightDecay };
+    if (this.gradScale) scalars.grad_scale = gradScale;
+    await this.kernel.run({ p: params, g: grads, m: this.state.m, v: this.state.v }, scalars, { p_out: out.p, m_out: out.m, v_out: out.v });
     this.spare = { p: params, m: this.state.m, v: this.state.v };
     this.state = { step: t, m: out.m, v: out.v };
     return out.p;
+  }
+
+  /**
+   * Updates `params` in place (through the spare buffer and one copy), for parameters that
+   * live inside a larger buffer.
+   */
+  async updateInPlace(params: Float32Array, grads: Float32Array, gradScale = 1): Promise<void> {
+    const out = await this.update(params, grads, gradScale);
+    params.set(out);
+    // `params` is the spare now; keep the buffer we own instead so that input and output never alias.
+    this.spare.p = out;
   }
 
   /** The optimizer state (shares buffers; copy before mutating). */

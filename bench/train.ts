@@ -1,0 +1,138 @@
+/**
+ * Seconds per training step and peak memory of stage-1 training at the released sizes, through
+ * the real trainer (data loading, forward + backward in one ORT run, Adam, EMA), on a synthetic
+ * paired dataset written to a temporary folder:
+ *
+ * - deblur-gopro stage 1: batch 1, 128×128 patches (DeblurPairedDataset)
+ * - realsr-x4 stage 1: batch 1, LQ 64×64 (GT 256×256, PairedImageDataset)
+ *
+ *   npm run build && node dist/bench/train.js [--steps 10] [--warmup 3] [--threads 2] [--only deblur|realsr] [--low-memory]
+ *
+ * Each configuration runs in its own process so that its peak RSS is its own. Reported: median
+ * and mean s/step over the timed steps (after the warm-up steps, which include session creation),
+ * and the process's peak RSS.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { saveImage } from '../src/image/io.js';
+import { f32 } from '../src/tensor.js';
+import { readOptions, resolveOptions } from '../src/train/options.js';
+import { Trainer } from '../src/train/trainer.js';
+import { flag, machine, median } from './util.js';
+
+const steps = Number(flag('steps', '10'));
+const warmup = Number(flag('warmup', '3'));
+const threads = Number(flag('threads', '2'));
+const only = flag('only', '');
+const lowMemory = process.argv.includes('--low-memory');
+/** Per-step time of the official PyTorch 2.13 CPU code on this machine kind (2 threads), from the issue. */
+const PYTORCH_S = 7.8;
+
+interface Case {
+  readonly key: string;
+  readonly label: string;
+  readonly gt: number;
+  readonly scale: number;
+  readonly network: string;
+  readonly type: string;
+}
+
+const CASES: Case[] = [
+  {
+    key: 'deblur',
+    label: 'deblur-gopro stage 1, batch 1, 128×128',
+    gt: 128,
+    scale: 1,
+    type: 'DeblurPairedDataset',
+    network: 'n_encoder_res: 5, dim: 48, num_blocks: [3, 5, 6, 6], num_refinement_blocks: 4, heads: [1, 2, 4, 8], ffn_expansion_factor: 2, bias: false, LayerNorm_type: WithBias',
+  },
+  {
+    key: 'realsr',
+    label: 'realsr-x4 stage 1, batch 1, LQ 64×64',
+    gt: 256,
+    scale: 4,
+    type: 'PairedImageDataset',
+    network: 'n_encoder_res: 9, dim: 64, num_blocks: [13, 1, 1, 1], num_refinement_blocks: 13, heads: [1, 2, 4, 8], ffn_expansion_factor: 2.2, bias: false, LayerNorm_type: BiasFree',
+  },
+];
+
+function smooth(seed: number, h: number, w: number): Float32Array {
+  const d = new Float32Array(3 * h * w);
+  for (let c = 0; c < 3; c++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) d[(c * h + y) * w + x] = 0.5 + 0.3 * Math.sin(0.05 * (x + 3 * c) + seed) * Math.cos(0.07 * y + c);
+  return d;
+}
+
+async function runCase(c: Case): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), 'diffir-bench-train-'));
+  try {
+    const size = c.gt + 32;
+    for (const d of ['gt', 'lq']) await import('node:fs').then((fs) => fs.mkdirSync(join(tmp, d)));
+    for (let i = 0; i < 4; i++) {
+      const gt = smooth(i, size, size);
+      await saveImage(join(tmp, 'gt', `${i}.png`), { rgb: f32([1, 3, size, size], gt) });
+      const s = size / c.scale;
+      await saveImage(join(tmp, 'lq', `${i}.png`), { rgb: f32([1, 3, s, s], smooth(i + 0.5, s, s)) });
+    }
+    const opt = [
+      `name: bench_${c.key}`,
+      'model_type: DiffIRS1Model',
+      `scale: ${c.scale}`,
+      'manual_seed: 0',
+      'datasets:',
+      `  train: {name: synth, type: ${c.type}, dataroot_gt: ${tmp}/gt, dataroot_lq: ${tmp}/lq, io_backend: {type: disk}, gt_size: ${c.gt}, use_hflip: true, use_rot: false, geometric_augs: true, batch_size_per_gpu: 1}`,
+      `network_g: {type: DiffIRS1, ${c.network}${c.scale > 1 ? `, scale: ${c.scale}` : ''}}`,
+      `path: {pretrain_network_g: ~, experiments_root: ${tmp}/exp}`,
+      'train:',
+      '  ema_decay: 0.999',
+      `  optim_g: {type: Adam, lr: !!float 2e-4, weight_decay: 0, betas: [0.9, ${c.scale > 1 ? '0.99' : '0.999'}]}`,
+      '  scheduler: {type: MultiStepLR, milestones: [500000], gamma: 0.5}',
+      `  total_iter: ${warmup + steps}`,
+      '  pixel_opt: {type: L1Loss, loss_weight: 1.0, reduction: mean}',
+      'logger: {print_freq: 1, save_checkpoint_freq: 1000000}',
+      '',
+    ].join('\n');
+    writeFileSync(join(tmp, 'opt.yml'), opt);
+    const plan = resolveOptions(readOptions(join(tmp, 'opt.yml')), { cwd: tmp });
+    const trainer = await Trainer.create(plan, { threads, log: null, report: false, lowMemory });
+    await trainer.run();
+    await trainer.release();
+    const rec = readFileSync(join(tmp, 'exp', 'train_log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; iter: number; sec_per_iter?: number })
+      .filter((r) => r.event === 'train' && r.iter > warmup)
+      .map((r) => r.sec_per_iter!);
+    const med = median(rec);
+    const mean = rec.reduce((a, b) => a + b, 0) / rec.length;
+    const rss = process.resourceUsage().maxRSS / 1024;
+    console.log(JSON.stringify({ key: c.key, label: c.label, params: plan.config.dim, median: med, mean, min: Math.min(...rec), max: Math.max(...rec), peakRssMiB: rss, steps: rec.length }));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  if (only) {
+    await runCase(CASES.find((c) => c.key === only)!);
+    return;
+  }
+  console.log(`# training step benchmark — ${machine()}, ORT threads ${threads}, ${steps} timed steps after ${warmup} warm-up steps${lowMemory ? ', --low-memory (no ORT arena)' : ''}`);
+  console.log('| configuration | median s/step | min–max s/step | peak RSS | PyTorch 2.13 CPU | ratio (median / PyTorch) |');
+  console.log('|---|---|---|---|---|---|');
+  const self = fileURLToPath(import.meta.url);
+  for (const c of CASES) {
+    const r = spawnSync(process.execPath, [self, '--only', c.key, '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), ...(lowMemory ? ['--low-memory'] : [])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = r.stdout.trim().split('\n').pop() ?? '';
+    if (r.status !== 0 || !line.startsWith('{')) {
+      console.log(`| ${c.label} | failed (exit ${r.status}) | | | | |`);
+      continue;
+    }
+    const x = JSON.parse(line) as { median: number; min: number; max: number; peakRssMiB: number };
+    console.log(`| ${c.label} | ${x.median.toFixed(2)} | ${x.min.toFixed(2)}–${x.max.toFixed(2)} | ${(x.peakRssMiB / 1024).toFixed(2)} GiB | ${PYTORCH_S} s | ${(x.median / PYTORCH_S).toFixed(2)} |`);
+  }
+}
+
+await main();

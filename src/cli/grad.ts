@@ -1,0 +1,61 @@
+/**
+ * `diffir grad --weights W.pth [--teacher S1.pth] --in IO.safetensors --loss s1|s2joint|s2enc
+ * --out GRADS.safetensors`: the loss and its gradient with respect to every trained parameter,
+ * through the compiled training step, keyed by official parameter names — to check training
+ * against the official code (the fixtures' `grads.safetensors`).
+ */
+import { existsSync } from 'node:fs';
+import type { Command } from './main.js';
+import { intOption, parseCommand, required } from './args.js';
+import { UserError } from './errors.js';
+import { computeGradients } from '../train/gradients.js';
+import type { LossKind } from '../train/objective.js';
+import { readSafetensors, writeSafetensors } from '../weights/safetensors.js';
+import { loadStateDict } from '../weights/statedict.js';
+import { f32, type TensorMap } from '../tensor.js';
+
+const LOSSES: readonly LossKind[] = ['s1', 's2joint', 's2enc'];
+
+export const grad: Command = {
+  summary: 'gradients of a training loss at given weights and tensors (checks)',
+  async run(argv) {
+    const p = parseCommand(
+      'grad',
+      '--weights W.pth [--teacher S1.pth] --in IO.safetensors --loss s1|s2joint|s2enc --out GRADS.safetensors',
+      {
+        weights: { type: 'string', arg: 'file', help: 'checkpoint: stage 1 for s1, stage 2 for s2joint / s2enc' },
+        teacher: { type: 'string', arg: 'file', help: "stage-1 checkpoint whose CPEN gives IPR_S1 (default: the tensor 's2_train_teacher')" },
+        in: { type: 'string', arg: 'file', help: "tensors 'input', 'gt', and for stage 2 's2_train_eps' (and 's2_train_teacher')" },
+        loss: { type: 'string', arg: 'name', help: 's1 (L1(out,GT)), s2joint (L1(out,GT) + L1(IPR_S2,IPR_S1)) or s2enc (L1(IPR_S2,IPR_S1))' },
+        out: { type: 'string', arg: 'file', help: "where to write the gradients (and 'loss')" },
+        threads: { type: 'string', arg: 'n', help: 'ONNX Runtime threads (default: all cores)' },
+        overwrite: { type: 'boolean', help: 'replace an existing output file' },
+      },
+      argv,
+    );
+    if (!p) return;
+    const weights = required('grad', p.values, 'weights');
+    const inPath = required('grad', p.values, 'in');
+    const loss = required('grad', p.values, 'loss') as LossKind;
+    const outPath = required('grad', p.values, 'out');
+    if (!LOSSES.includes(loss)) throw new UserError(`grad: --loss must be one of ${LOSSES.join(', ')}, got '${loss}'`, 2);
+    const teacher = typeof p.values.teacher === 'string' ? p.values.teacher : undefined;
+    if (teacher && loss === 's1') throw new UserError('grad: --teacher is only used by the stage-2 losses', 2);
+    if (existsSync(outPath) && !p.values.overwrite) throw new UserError(`${outPath} exists; pass --overwrite to replace it`);
+    const threads = intOption('grad', p.values, 'threads');
+    const r = await computeGradients({
+      kind: loss,
+      weights: loadStateDict(weights),
+      ...(teacher ? { teacher: loadStateDict(teacher) } : {}),
+      data: readSafetensors(inPath),
+      names: { weights, data: inPath, ...(teacher ? { teacher } : {}) },
+      ...(threads ? { session: { threads } } : {}),
+    });
+    const out: TensorMap = new Map(r.grads);
+    const meta: Record<string, string> = { loss, loss_value: String(r.loss), grad_norm: String(r.gradNorm) };
+    for (const [k, v] of Object.entries(r.logs)) meta[k] = String(v);
+    out.set('loss', f32([], [r.loss]));
+    writeSafetensors(outPath, out, meta);
+    console.log(`wrote ${outPath}: ${r.grads.size} gradients, loss ${r.loss.toPrecision(8)}, ‖g‖ ${r.gradNorm.toPrecision(6)}${Object.entries(r.logs).map(([k, v]) => `, ${k} ${v.toPrecision(6)}`).join('')}`);
+  },
+};

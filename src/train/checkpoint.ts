@@ -1,0 +1,180 @@
+/**
+ * Experiment folders as BasicSR lays them out, and what goes in them:
+ *
+ *   experiments/<name>/models/net_g_<iter>.pth         {'params': OrderedDict, 'params_ema': OrderedDict}
+ *   experiments/<name>/training_states/<iter>.state    optimizer moments, iteration, RNG and loader state
+ *
+ * Model files are real `torch.save` zip pickles: `torch.load` reads them and the official
+ * DiffIRS1 / DiffIRS2 modules accept them with `load_state_dict(strict=True)` — a stage-2 file
+ * holds the 12 `diffusion.*` schedule buffers and the `diffusion.model.*` /
+ * `diffusion.condition.*` aliases, sharing storage with `denoise.*` / `condition.*` as
+ * torch.save writes them. Training states are torch-readable pickles too. Every file is
+ * written atomically (temporary file, fsync, rename).
+ */
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DiffIRConfig, Stage } from '../models/config.js';
+import { ddpmSchedule, scheduleBuffers } from '../models/ddpm.js';
+import { S2_ALIAS_PREFIXES } from '../models/params.js';
+import type { HostTensor, TensorMap } from '../tensor.js';
+import { loadPth, writePth, isHostTensor, type PthDict, type PthValue } from '../weights/pth.js';
+import { extractStateDict } from '../weights/statedict.js';
+
+/** The folders of an experiment. */
+export interface ExperimentDirs {
+  readonly root: string;
+  readonly models: string;
+  readonly states: string;
+  readonly visualization: string;
+}
+
+/** Folder layout of an experiment root (BasicSR's `make_exp_dirs`). */
+export function experimentDirs(root: string): ExperimentDirs {
+  return { root, models: join(root, 'models'), states: join(root, 'training_states'), visualization: join(root, 'visualization') };
+}
+
+/** Creates the folders. */
+export function makeExperimentDirs(d: ExperimentDirs): void {
+  for (const p of [d.root, d.models, d.states, d.visualization]) mkdirSync(p, { recursive: true });
+}
+
+/**
+ * The state dict the official module holds, from weights keyed by parameter name: for stage 2
+ * the parameters, then the schedule buffers, then the aliases (same tensors, shared storage).
+ */
+export function officialStateDict(weights: ReadonlyMap<string, HostTensor>, cfg: DiffIRConfig, stage: Stage): PthDict {
+  const sd: PthDict = new Map();
+  for (const [k, t] of weights) sd.set(k, t);
+  if (stage === 2) {
+    for (const [k, t] of scheduleBuffers(ddpmSchedule(cfg.timesteps, cfg.linearStart, cfg.linearEnd))) sd.set(k, t);
+    for (const [alias, target] of S2_ALIAS_PREFIXES) {
+      for (const [k, t] of weights) if (k.startsWith(target)) sd.set(alias + k.slice(target.length), t);
+    }
+  }
+  return sd;
+}
+
+/** Writes `net_g_<tag>.pth` with `params` (and `params_ema` when given), atomically; returns its path. */
+export function saveNetwork(
+  dirs: ExperimentDirs,
+  tag: number | 'latest' | 'best',
+  cfg: DiffIRConfig,
+  stage: Stage,
+  params: ReadonlyMap<string, HostTensor>,
+  ema: ReadonlyMap<string, HostTensor> | null,
+): string {
+  const path = join(dirs.models, `net_g_${tag}.pth`);
+  const top: PthDict = new Map([['params', officialStateDict(params, cfg, stage)]]);
+  if (ema) top.set('params_ema', officialStateDict(ema, cfg, stage));
+  writePth(path, top);
+  return path;
+}
+
+/** Loads a state dict from a BasicSR checkpoint: `key`, falling back to `params` as BasicSR's load_network does. */
+export function loadNetworkStateDict(path: string, key: string): TensorMap {
+  const v = loadPth(path);
+  const k = v instanceof Map && !v.has(key) && v.has('params') ? 'params' : key;
+  return extractStateDict(v, path, v instanceof Map && v.has(k) ? { key: k } : {});
+}
+
+/** Adam state in a training state file. */
+export interface OptimizerState {
+  readonly step: number;
+  readonly m: Float32Array;
+  readonly v: Float32Array;
+}
+
+/** What a `<iter>.state` file holds. */
+export interface TrainingState {
+  readonly iter: number;
+  readonly epoch: number;
+  /** `g`: all parameters; `e`: CPEN_S2 + denoiser (stage-2 phase A). Absent until first used. */
+  readonly optimizers: Readonly<Record<string, OptimizerState>>;
+  readonly loader: { readonly epoch: number; readonly pos: number; readonly rng: readonly number[] };
+  readonly noiseRng: readonly number[];
+  /** Best validation results: `<dataset>/<metric>` → value and iteration. */
+  readonly best: Readonly<Record<string, { readonly value: number; readonly iter: number }>>;
+  /** Training seed (the run's `manual_seed`). */
+  readonly seed: number;
+}
+
+const FORMAT = 'diffir-ts training state 1';
+
+function f32(a: Float32Array): HostTensor<'float32'> {
+  return { dtype: 'float32', shape: [a.length], data: a };
+}
+
+/** Writes `training_states/<iter>.state` atomically; returns its path. */
+export function saveTrainingState(dirs: ExperimentDirs, s: TrainingState): string {
+  const path = join(dirs.states, `${s.iter}.state`);
+  const opts: PthDict = new Map();
+  for (const [k, o] of Object.entries(s.optimizers)) opts.set(k, new Map<string, PthValue>([['step', o.step], ['exp_avg', f32(o.m)], ['exp_avg_sq', f32(o.v)]]));
+  const best: PthDict = new Map();
+  for (const [k, b] of Object.entries(s.best)) best.set(k, new Map<string, PthValue>([['value', b.value], ['iter', b.iter]]));
+  const top: PthDict = new Map<string, PthValue>([
+    ['format', FORMAT],
+    ['iter', s.iter],
+    ['epoch', s.epoch],
+    ['seed', s.seed],
+    ['optimizers', opts],
+    ['loader', new Map<string, PthValue>([['epoch', s.loader.epoch], ['pos', s.loader.pos], ['rng', [...s.loader.rng]]])],
+    ['noise_rng', [...s.noiseRng]],
+    ['best', best],
+  ]);
+  writePth(path, top);
+  return path;
+}
+
+function num(v: PthValue | undefined, what: string, path: string): number {
+  if (typeof v !== 'number') throw new Error(`${path}: training state has no valid '${what}'`);
+  return v;
+}
+
+function words(v: PthValue | undefined, what: string, path: string): number[] {
+  if (!Array.isArray(v) || v.length !== 4 || v.some((x) => typeof x !== 'number')) throw new Error(`${path}: training state has no valid '${what}'`);
+  return v as number[];
+}
+
+/** Reads a training state written by {@link saveTrainingState}. */
+export function loadTrainingState(path: string): TrainingState {
+  const v = loadPth(path);
+  if (!(v instanceof Map) || v.get('format') !== FORMAT) throw new Error(`${path}: not a diffir training state`);
+  const optimizers: Record<string, OptimizerState> = {};
+  const opts = v.get('optimizers');
+  if (opts instanceof Map) {
+    for (const [k, o] of opts) {
+      if (!(o instanceof Map)) continue;
+      const m = o.get('exp_avg');
+      const vv = o.get('exp_avg_sq');
+      if (!isHostTensor(m) || !isHostTensor(vv) || m.dtype !== 'float32' || vv.dtype !== 'float32') throw new Error(`${path}: optimizer '${k}' has no moments`);
+      optimizers[k] = { step: num(o.get('step'), `optimizers.${k}.step`, path), m: m.data as Float32Array, v: vv.data as Float32Array };
+    }
+  }
+  const loader = v.get('loader');
+  if (!(loader instanceof Map)) throw new Error(`${path}: training state has no loader state`);
+  const best: Record<string, { value: number; iter: number }> = {};
+  const b = v.get('best');
+  if (b instanceof Map) for (const [k, x] of b) if (x instanceof Map) best[k] = { value: num(x.get('value'), 'best', path), iter: num(x.get('iter'), 'best', path) };
+  return {
+    iter: num(v.get('iter'), 'iter', path),
+    epoch: num(v.get('epoch'), 'epoch', path),
+    seed: num(v.get('seed'), 'seed', path),
+    optimizers,
+    loader: { epoch: num(loader.get('epoch'), 'loader.epoch', path), pos: num(loader.get('pos'), 'loader.pos', path), rng: words(loader.get('rng'), 'loader.rng', path) },
+    noiseRng: words(v.get('noise_rng'), 'noise_rng', path),
+    best,
+  };
+}
+
+/** The training state with the highest iteration in an experiment (BasicSR's auto_resume), or null. */
+export function latestTrainingState(dirs: ExperimentDirs): { iter: number; path: string } | null {
+  if (!existsSync(dirs.states)) return null;
+  let best: { iter: number; path: string } | null = null;
+  for (const f of readdirSync(dirs.states)) {
+    const m = /^(\d+)\.state$/.exec(f);
+    if (!m) continue;
+    const iter = Number(m[1]);
+    if (!best || iter > best.iter) best = { iter, path: join(dirs.states, f) };
+  }
+  return best;
+}

@@ -14,25 +14,25 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const optionsDir = join(root, 'options');
 const files = readdirSync(optionsDir, { recursive: true })
   .map(String)
-  .filter((f) => f.endsWith('.yml'))
+  .filter((f) => f.endsWith('.yml') && f.startsWith('DiffIR-'))
   .sort();
 
 /** Why each official file cannot run yet (the keys named in the error), or null when it runs. */
 const EXPECTED: Record<string, string[] | null> = {
-  'DiffIR-RealSR/train_DiffIRS1_x1.yml': ['datasets.train.type'],
-  'DiffIR-RealSR/train_DiffIRS1_x2.yml': ['datasets.train.type'],
-  'DiffIR-RealSR/train_DiffIRS1_x4.yml': ['datasets.train.type'],
-  'DiffIR-RealSR/train_DiffIRS2_x1.yml': ['scale', 'datasets.train.type'],
-  'DiffIR-RealSR/train_DiffIRS2_x2.yml': ['datasets.train.type'],
-  'DiffIR-RealSR/train_DiffIRS2_x4.yml': ['datasets.train.type'],
-  'DiffIR-RealSR/train_DiffIRS2_GAN_x1_V2.yml': ['model_type', 'datasets.train.type'],
-  'DiffIR-RealSR/train_DiffIRS2_GAN_x2.yml': ['model_type', 'datasets.train.type'],
-  'DiffIR-RealSR/train_DiffIRS2_GAN_x2_V2.yml': ['model_type', 'datasets.train.type'],
-  'DiffIR-RealSR/train_DiffIRS2_GAN_x4.yml': ['model_type', 'datasets.train.type'],
-  'DiffIR-RealSR/train_DiffIRS2_GAN_x4_V2.yml': ['model_type', 'datasets.train.type'],
-  'DiffIR-RealSR/finetune_DiffIRS2_GAN_x1_V2.yml': ['model_type', 'datasets.train.type', 'path.pretrain_network_d'],
-  'DiffIR-RealSR/finetune_DiffIRS2_GAN_x2_V2.yml': ['model_type', 'datasets.train.type', 'path.pretrain_network_d'],
-  'DiffIR-RealSR/finetune_DiffIRS2_GAN_x4_V2.yml': ['model_type', 'datasets.train.type', 'path.pretrain_network_d'],
+  'DiffIR-RealSR/train_DiffIRS1_x1.yml': null,
+  'DiffIR-RealSR/train_DiffIRS1_x2.yml': null,
+  'DiffIR-RealSR/train_DiffIRS1_x4.yml': null,
+  'DiffIR-RealSR/train_DiffIRS2_x1.yml': ['scale'],
+  'DiffIR-RealSR/train_DiffIRS2_x2.yml': null,
+  'DiffIR-RealSR/train_DiffIRS2_x4.yml': null,
+  'DiffIR-RealSR/train_DiffIRS2_GAN_x1_V2.yml': ['model_type'],
+  'DiffIR-RealSR/train_DiffIRS2_GAN_x2.yml': ['model_type'],
+  'DiffIR-RealSR/train_DiffIRS2_GAN_x2_V2.yml': ['model_type'],
+  'DiffIR-RealSR/train_DiffIRS2_GAN_x4.yml': ['model_type'],
+  'DiffIR-RealSR/train_DiffIRS2_GAN_x4_V2.yml': ['model_type'],
+  'DiffIR-RealSR/finetune_DiffIRS2_GAN_x1_V2.yml': ['model_type', 'path.pretrain_network_d'],
+  'DiffIR-RealSR/finetune_DiffIRS2_GAN_x2_V2.yml': ['model_type', 'path.pretrain_network_d'],
+  'DiffIR-RealSR/finetune_DiffIRS2_GAN_x4_V2.yml': ['model_type', 'path.pretrain_network_d'],
   'DiffIR-SRGAN/train_DiffIRS1_x2.yml': null,
   'DiffIR-SRGAN/train_DiffIRS1_x4.yml': null,
   'DiffIR-SRGAN/train_DiffIRS2_x2.yml': null,

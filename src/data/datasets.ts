@@ -116,6 +116,8 @@ export interface RealESRGANDatasetOptions {
   root: string;
   /** Include sub-folders (default true). */
   recursive?: boolean;
+  /** The images, relative to `root` (e.g. from a BasicSR `meta_info` file); default: the folder's images. */
+  files?: readonly string[];
   /** Degradation options (default: DiffIR RealSR ×4); `gtSize` is the final GT patch. */
   degradation?: Partial<RealESRGANOptions>;
   /** GT crop (or reflect-pad) size before degrading (Real-ESRGAN: 400). */
@@ -144,7 +146,8 @@ export class RealESRGANDataset implements Dataset {
     const cps = o.cropPadSize ?? REALESRGAN_CROP_PAD_SIZE;
     if (!Number.isInteger(cps) || cps % deg.scale !== 0) throw new Error(`Real-ESRGAN dataset: crop size ${cps} must be a multiple of the scale ${deg.scale}`);
     if (deg.gtSize !== null && deg.gtSize > cps) throw new Error(`Real-ESRGAN dataset: gt_size ${deg.gtSize} is larger than the crop size ${cps}`);
-    return new RealESRGANDataset(await listImages(o.root, { recursive: o.recursive }), o, deg);
+    if (o.files && o.files.length === 0) throw new Error(`Real-ESRGAN dataset: no images listed for ${o.root}`);
+    return new RealESRGANDataset(o.files ? [...o.files] : await listImages(o.root, { recursive: o.recursive }), o, deg);
   }
 
   get size(): number {

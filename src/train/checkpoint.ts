@@ -3,6 +3,7 @@
  *
  *   experiments/<name>/models/net_g_<iter>.pth         {'params': OrderedDict, 'params_ema': OrderedDict}
  *   experiments/<name>/training_states/<iter>.state    optimizer moments, iteration, RNG and loader state
+ *                                                      (and the plans behind a training-pair pool)
  *
  * Model files are real `torch.save` zip pickles: `torch.load` reads them and the official
  * DiffIRS1 / DiffIRS2 modules accept them with `load_state_dict(strict=True)` — a stage-2 file
@@ -96,6 +97,23 @@ export interface TrainingState {
   readonly best: Readonly<Record<string, { readonly value: number; readonly iter: number }>>;
   /** Training seed (the run's `manual_seed`). */
   readonly seed: number;
+  /**
+   * The training-pair pools (RealESRGANDataset's `queue_size`): where each pooled pair came
+   * from, not its pixels — the trainer reloads those batches on resume. Absent without a pool.
+   */
+  readonly pool?: PoolState;
+}
+
+/** What a training state holds about the training-pair pools (see `TrainLoader.poolState`). */
+export interface PoolState {
+  readonly rng: readonly number[];
+  readonly batches: readonly {
+    readonly iter: number;
+    readonly micro: number;
+    readonly samples: readonly { readonly index: number; readonly u: readonly number[] }[];
+    readonly batch: readonly number[] | null;
+  }[];
+  readonly slots: readonly (readonly number[])[];
 }
 
 const FORMAT = 'diffir-ts training state 1';
@@ -121,8 +139,56 @@ export function saveTrainingState(dirs: ExperimentDirs, s: TrainingState): strin
     ['noise_rng', [...s.noiseRng]],
     ['best', best],
   ]);
+  if (s.pool) {
+    const batches = s.pool.batches.map(
+      (b) =>
+        new Map<string, PthValue>([
+          ['iter', b.iter],
+          ['micro', b.micro],
+          // one row per sample: its dataset index, then its draws
+          ['samples', b.samples.map((x) => [x.index, ...x.u])],
+          ['batch', b.batch ? [...b.batch] : null],
+        ]),
+    );
+    top.set('pool', new Map<string, PthValue>([['rng', [...s.pool.rng]], ['batches', batches], ['slots', s.pool.slots.map((x) => [...x])]]));
+  }
   writePth(path, top);
   return path;
+}
+
+function numbers(v: PthValue | undefined, what: string, path: string): number[] {
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'number')) throw new Error(`${path}: training state has no valid '${what}'`);
+  return v as number[];
+}
+
+function readPool(v: PthValue, path: string): PoolState {
+  const bad = (what: string): never => {
+    throw new Error(`${path}: training state has no valid 'pool.${what}'`);
+  };
+  if (!(v instanceof Map)) return bad('');
+  const batches = v.get('batches');
+  const slots = v.get('slots');
+  if (!Array.isArray(batches)) return bad('batches');
+  if (!Array.isArray(slots)) return bad('slots');
+  return {
+    rng: words(v.get('rng'), 'pool.rng', path),
+    batches: batches.map((b, i) => {
+      if (!(b instanceof Map)) return bad(`batches[${i}]`);
+      const samples = b.get('samples');
+      if (!Array.isArray(samples)) return bad(`batches[${i}].samples`);
+      const batch = b.get('batch');
+      return {
+        iter: num(b.get('iter'), `pool.batches[${i}].iter`, path),
+        micro: num(b.get('micro'), `pool.batches[${i}].micro`, path),
+        samples: samples.map((row) => {
+          const r = numbers(row, `pool.batches[${i}].samples`, path);
+          return { index: r[0]!, u: r.slice(1) };
+        }),
+        batch: batch === null || batch === undefined ? null : numbers(batch, `pool.batches[${i}].batch`, path),
+      };
+    }),
+    slots: slots.map((x) => numbers(x, 'pool.slots', path)),
+  };
 }
 
 function num(v: PthValue | undefined, what: string, path: string): number {
@@ -163,6 +229,7 @@ export function loadTrainingState(path: string): TrainingState {
     loader: { epoch: num(loader.get('epoch'), 'loader.epoch', path), pos: num(loader.get('pos'), 'loader.pos', path), rng: words(loader.get('rng'), 'loader.rng', path) },
     noiseRng: words(v.get('noise_rng'), 'noise_rng', path),
     best,
+    ...(v.has('pool') ? { pool: readPool(v.get('pool')!, path) } : {}),
   };
 }
 

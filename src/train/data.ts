@@ -6,7 +6,10 @@
  *
  * Every random decision is drawn synchronously when a batch is planned (`TrainLoader.plan`);
  * loading the images is asynchronous and deterministic given the plan. Other dataset types
- * (e.g. the Real-ESRGAN on-the-fly degradation) plug in with `registerDataset`.
+ * (e.g. the Real-ESRGAN on-the-fly degradation, realesrgan-data.ts) plug in with
+ * `registerDataset`; they may plan and load whole batches and pass them through a
+ * training-pair pool (`TrainLoader.take`), whose state is the plans of the batches its pairs
+ * came from, so that a resumed run rebuilds it exactly.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
@@ -15,6 +18,7 @@ import { crop } from '../data/tensor-ops.js';
 import { loadImage } from '../image/io.js';
 import { Rng } from '../random.js';
 import { f32, type HostTensor } from '../tensor.js';
+import type { PoolState } from './checkpoint.js';
 import { type DatasetPlan, extraDatasetTypes } from './options.js';
 import { progressiveStage } from './schedule.js';
 
@@ -46,6 +50,18 @@ export interface TrainDataset {
   plan(index: number, rng: Rng): SamplePlan;
   /** Loads the sample as `plan` decided: a GT patch of `gtSize` and the matching LQ patch. */
   load(plan: SamplePlan): Promise<Pair>;
+  /**
+   * Optional, for datasets whose pipeline makes choices per batch (Real-ESRGAN): draws the
+   * batch-level decisions, after the samples' plans.
+   */
+  planBatch?(rng: Rng): readonly number[];
+  /** Optional: loads a whole batch as planned (with `planBatch`'s draws); deterministic. */
+  loadBatch?(samples: readonly SamplePlan[], batch: readonly number[]): Promise<Batch>;
+  /**
+   * Optional: the capacity (pairs per device) of a training-pair pool the batches pass
+   * through (Real-ESRGAN's `queue_size`); absent or 0 for none.
+   */
+  readonly poolSize?: number;
 }
 
 /** A validation dataset: whole images, no randomness. */
@@ -308,6 +324,7 @@ export function openTrainDataset(p: DatasetPlan): TrainDataset {
     if (!d) throw new DataError(`${p.key}.type: '${p.type}' cannot be used for training`, `${p.key}.type`);
     return d;
   }
+  if (p.realesrgan) throw new Error(`${p.key}.type: '${p.type}' is not registered (import 'src/train/realesrgan-data.js', as the trainer does)`);
   return new PairedFolderDataset(p);
 }
 
@@ -348,6 +365,8 @@ export interface BatchPlan {
     /** Progressive training: patch (LQ pixels) and offsets inside the full patch. */
     readonly sub: { readonly size: number; readonly oy: number; readonly ox: number } | null;
     readonly mixup: { readonly lam: number; readonly perm: readonly number[] } | null;
+    /** Batch-level draws of datasets with `planBatch`, else null. */
+    readonly batch: readonly number[] | null;
   }[];
 }
 
@@ -409,6 +428,9 @@ export class TrainLoader {
   private st: LoaderState;
   private order: { epoch: number; perm: Uint32Array | null } = { epoch: -1, perm: null };
   private rng: Rng;
+  /** One training-pair pool per device (each DDP process has its own queue), or null. */
+  private readonly pools: PairPool[] | null;
+  private poolRng: Rng;
 
   constructor(
     readonly dataset: TrainDataset,
@@ -421,6 +443,9 @@ export class TrainLoader {
     }
     this.rng = new Rng(o.seed ^ 0x5eed);
     this.st = { epoch: 0, pos: 0, rng: [...this.rng.state()] };
+    const q = dataset.poolSize ?? 0;
+    this.pools = q > 0 ? Array.from({ length: o.worldSize }, () => new PairPool(q)) : null;
+    this.poolRng = new Rng((o.seed ^ 0x9001) >>> 0);
   }
 
   /** The current state (to save in a checkpoint). */
@@ -463,6 +488,7 @@ export class TrainLoader {
       }
       const all: SamplePlan[] = [];
       for (let i = 0; i < bs; i++) all.push(this.dataset.plan(this.nextIndex(), this.rng));
+      const batch = this.dataset.planBatch ? this.dataset.planBatch(this.rng) : null;
       let samples = all;
       let sub: BatchPlan['micro'][number]['sub'] = null;
       if (p.progressive) {
@@ -493,22 +519,148 @@ export class TrainLoader {
           mixup = { lam, perm: [...permutation(this.rng, samples.length)] };
         }
       }
-      micro.push({ samples, sub, mixup });
+      micro.push({ samples, sub, mixup, batch });
     }
     return { iter, before, micro };
   }
 
-  /** Loads the planned batches (one per micro-batch). */
+  /**
+   * Loads the planned batches (one per micro-batch). With a training-pair pool these are the
+   * batches that go into the pool: pass them through {@link take} in iteration order.
+   */
   async load(plan: BatchPlan): Promise<Batch[]> {
     return Promise.all(plan.micro.map(async (m) => {
-      const ds = this.dataset;
-      const pairs = await Promise.all(
-        m.samples.map((sp) => (m.sub && ds instanceof PairedFolderDataset ? ds.loadPatch(sp, m.sub) : ds.load(sp))),
-      );
-      const b = stack(pairs);
-      if (m.mixup) mix(b, m.mixup.lam, m.mixup.perm);
+      const b = await this.loadMicro(m);
+      if (m.mixup && !this.pools) mix(b, m.mixup.lam, m.mixup.perm);
       return b;
     }));
+  }
+
+  private async loadMicro(m: { readonly samples: readonly SamplePlan[]; readonly sub: BatchPlan['micro'][number]['sub']; readonly batch: readonly number[] | null }): Promise<Batch> {
+    const ds = this.dataset;
+    if (ds.loadBatch && m.batch) return ds.loadBatch(m.samples, m.batch);
+    const pairs = await Promise.all(m.samples.map((sp) => (m.sub && ds instanceof PairedFolderDataset ? ds.loadPatch(sp, m.sub) : ds.load(sp))));
+    return stack(pairs);
+  }
+
+  /** Whether batches pass through a training-pair pool (see {@link take}). */
+  get pooled(): boolean {
+    return this.pools !== null;
+  }
+
+  /**
+   * The batches to train on at iteration `plan.iter`, from what {@link load} gave: without a
+   * pool, those; with one, what the pool hands out for them (then mixup). Call once per
+   * iteration, in order: the pool changes with every call.
+   */
+  take(plan: BatchPlan, loaded: Batch[]): Batch[] {
+    if (!this.pools) return loaded;
+    const pools = this.pools;
+    return loaded.map((b, r) => {
+      const m = plan.micro[r]!;
+      const out = pools[r]!.push(b, { iter: plan.iter, micro: r, samples: m.samples, batch: m.batch }, this.poolRng);
+      if (m.mixup) mix(out, m.mixup.lam, m.mixup.perm);
+      return out;
+    });
+  }
+
+  /**
+   * The pools as a training state saves them: not the pixels but where each pair came from
+   * (the plan of its batch and its place in it), and the pool generator. Batches are a
+   * deterministic function of their plans, so {@link restorePools} rebuilds the contents.
+   */
+  poolState(): PoolState | null {
+    if (!this.pools) return null;
+    const refs = new Map<PoolSource, number>();
+    const batches: PoolState['batches'][number][] = [];
+    const slots = this.pools.map((pool) =>
+      pool.entries.flatMap((e) => {
+        let i = refs.get(e.src);
+        if (i === undefined) {
+          i = batches.length;
+          refs.set(e.src, i);
+          batches.push({ iter: e.src.iter, micro: e.src.micro, samples: e.src.samples.map((s) => ({ index: s.index, u: [...s.u] })), batch: e.src.batch ? [...e.src.batch] : null });
+        }
+        return [i, e.k];
+      }),
+    );
+    return { rng: [...this.poolRng.state()], batches, slots };
+  }
+
+  /** Rebuilds the pools of a saved {@link poolState}: reloads the batches their pairs came from. */
+  async restorePools(s: PoolState): Promise<void> {
+    if (!this.pools) throw new Error('internal: this loader has no training-pair pool');
+    if (s.slots.length !== this.pools.length) throw new Error(`the training state has ${s.slots.length} training-pair pool(s) for ${this.pools.length} device(s)`);
+    const sources: PoolSource[] = s.batches.map((b) => ({ iter: b.iter, micro: b.micro, samples: b.samples, batch: b.batch }));
+    const loaded: Batch[] = [];
+    for (const src of sources) loaded.push(await this.loadMicro({ samples: src.samples, sub: null, batch: src.batch }));
+    this.pools.forEach((pool, r) => {
+      const flat = s.slots[r]!;
+      if (flat.length % 2 !== 0 || flat.length / 2 > pool.size) throw new Error('the training state has a malformed training-pair pool');
+      const entries: PoolEntry[] = [];
+      for (let i = 0; i < flat.length; i += 2) {
+        const [ref, k] = [flat[i]!, flat[i + 1]!];
+        const b = loaded[ref];
+        if (!b || k >= b.lq.shape[0]!) throw new Error('the training state has a malformed training-pair pool');
+        entries.push(poolEntry(b, k, sources[ref]!));
+      }
+      pool.entries = entries;
+    });
+    this.poolRng = new Rng(Uint32Array.from(s.rng));
+  }
+}
+
+/** Where a pooled pair came from: its batch's plan. */
+interface PoolSource {
+  readonly iter: number;
+  readonly micro: number;
+  readonly samples: readonly SamplePlan[];
+  readonly batch: readonly number[] | null;
+}
+
+/** A pair in the pool, with its source (pair `k` of the batch `src` planned). */
+interface PoolEntry {
+  readonly lq: Float32Array;
+  readonly gt: Float32Array;
+  readonly src: PoolSource;
+  readonly k: number;
+}
+
+function poolEntry(b: Batch, k: number, src: PoolSource): PoolEntry {
+  const nl = b.lq.data.length / b.lq.shape[0]!;
+  const ng = b.gt.data.length / b.gt.shape[0]!;
+  return { lq: b.lq.data.slice(k * nl, (k + 1) * nl), gt: b.gt.data.slice(k * ng, (k + 1) * ng), src, k };
+}
+
+/**
+ * Real-ESRGAN's training pair pool (`_dequeue_and_enqueue` of RealESRNetModel and DiffIR's RealSR
+ * models): while it fills, batches pass through and are stored; once full, the queue is
+ * shuffled, its first B pairs go out and the incoming batch takes their place.
+ */
+class PairPool {
+  entries: PoolEntry[] = [];
+  constructor(readonly size: number) {}
+
+  push(b: Batch, src: PoolSource, rng: Rng): Batch {
+    const n = b.lq.shape[0]!;
+    if (this.size % n !== 0) throw new Error(`queue size ${this.size} should be divisible by batch size ${n}`);
+    const incoming = Array.from({ length: n }, (_, k) => poolEntry(b, k, src));
+    if (this.entries.length < this.size) {
+      this.entries.push(...incoming);
+      return b;
+    }
+    const perm = permutation(rng, this.size);
+    const q = Array.from(perm, (i) => this.entries[i]!);
+    const out = q.slice(0, n);
+    for (let k = 0; k < n; k++) q[k] = incoming[k]!;
+    this.entries = q;
+    const lq = new Float32Array(b.lq.data.length);
+    const gt = new Float32Array(b.gt.data.length);
+    out.forEach((e, k) => {
+      lq.set(e.lq, k * e.lq.length);
+      gt.set(e.gt, k * e.gt.length);
+    });
+    return { lq: f32([...b.lq.shape], lq), gt: f32([...b.gt.shape], gt) };
   }
 }
 

@@ -7,14 +7,17 @@
  * of the wrong type are errors naming the key and its line. `resolveOptions` then turns the
  * options into a training plan and refuses, naming the keys, what contradicts itself
  * (e.g. `scale` vs `network_g.scale`) and what this implementation does not run yet
- * (the GAN stage, the Real-ESRGAN on-the-fly degradation, LMDB storage, ...).
+ * (the GAN stage, LMDB storage, ...).
  *
  * Extensions (not in BasicSR, all optional): `network_g.task` (sr | deblur | inpaint, normally
- * inferred), `train.lr_rule` (manual | scheduler, see below), `train.grad_clip_norm`.
+ * inferred), `train.lr_rule` (manual | scheduler, see below), `train.grad_clip_norm`,
+ * `datasets.train.crop_pad_size` (RealESRGANDataset's GT crop before degrading, hard-coded 400
+ * in BasicSR) and a missing `datasets.train.meta_info` (RealESRGANDataset lists the folder).
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
+import { realESRGANOptionsFromBasicSR, REALESRGAN_CROP_PAD_SIZE, REALESRGAN_QUEUE_SIZE, type RealESRGANOptions } from '../data/degrade/realesrgan.js';
 import { type DiffIRConfig, type Task, padMultiple, validateConfig } from '../models/config.js';
 import { OptionError, check, s, type Schema } from './schema.js';
 import { type ManualRule, type ProgressiveSpec, type SchedulerSpec, SCHEDULER_TYPES } from './schedule.js';
@@ -92,6 +95,8 @@ const DATASET = s.obj({
   betag_range2: range2,
   betap_range2: range2,
   final_sinc_prob: s.num(0),
+  /** Ours: RealESRGANDataset's GT crop (or reflect pad) size before degrading (BasicSR hard-codes 400). */
+  crop_pad_size: s.int(1),
 });
 
 const OPTIM = s.obj({ type: s.str(), lr: s.num(0), weight_decay: s.num(0), betas: s.list(s.num(0), 2), eps: s.num(0), amsgrad: s.bool() });
@@ -311,6 +316,20 @@ export interface DatasetPlan {
   readonly progressive: ProgressiveSpec | null;
   /** The entry as written, for dataset types registered later. */
   readonly raw: Readonly<Record<string, unknown>>;
+  /** RealESRGANDataset: the on-the-fly degradation and its training-pair pool. */
+  readonly realesrgan?: RealESRGANPlan;
+}
+
+/** How a RealESRGANDataset makes its pairs (the dataset keys and the model keys of the file). */
+export interface RealESRGANPlan {
+  /** Every degradation parameter (kernels from `datasets.train`, the rest from the top level). */
+  readonly degradation: RealESRGANOptions;
+  /** Training-pair pool capacity per device (`queue_size`, default 180). */
+  readonly queueSize: number;
+  /** GT crop (or reflect pad) size before degrading (`crop_pad_size`, ours; BasicSR's 400). */
+  readonly cropPadSize: number;
+  /** `meta_info`: GT files relative to `dataroot_gt` (first word of each line); null lists the folder. */
+  readonly metaInfo: string | null;
 }
 
 /** A validation metric (`val.metrics.<name>`). */
@@ -383,8 +402,9 @@ export const extraDatasetTypes = new Set<string>();
 
 /** Dataset types this implementation runs, and the ones it knows but cannot run yet (with why). */
 export const PAIRED_DATASET_TYPES = ['PairedImageDataset', 'DeblurPairedDataset'] as const;
+/** Training datasets that synthesise their LQ on the fly (see realesrgan-data.ts). */
+export const SYNTHETIC_DATASET_TYPES = ['RealESRGANDataset'] as const;
 const PLANNED_DATASET_TYPES: Record<string, string> = {
-  RealESRGANDataset: 'the Real-ESRGAN on-the-fly second-order degradation with its training-pair pool, not yet wired into the trainer',
   RealESRGANPairedDataset: 'the Real-ESRGAN paired dataset, not yet wired into the trainer',
 };
 
@@ -440,6 +460,75 @@ function networkConfig(net: Opt, task: Task, stage: 1 | 2, key: string, problems
     problems.push({ key, message: e instanceof Error ? e.message : String(e) });
   }
   return cfg;
+}
+
+/** Keys of the Real-ESRGAN degradation that sit in `datasets.train` (the rest are top-level model keys). */
+const REALESRGAN_DATASET_KEYS = new Set([
+  'blur_kernel_size', 'kernel_list', 'kernel_prob', 'sinc_prob', 'blur_sigma', 'betag_range', 'betap_range',
+  'blur_kernel_size2', 'kernel_list2', 'kernel_prob2', 'sinc_prob2', 'blur_sigma2', 'betag_range2', 'betap_range2', 'final_sinc_prob',
+]);
+
+/**
+ * The RealESRGANDataset of `datasets.train` with the Real-ESRGAN keys of the file: the kernels in
+ * the dataset, the degradation and the pool at the top level (RealESRNetModel's options, which
+ * DiffIR's RealSR DiffIRS1Model / DiffIRS2Model share).
+ */
+function resolveRealESRGAN(
+  opt: Opt,
+  d: Opt,
+  key: string,
+  scale: number,
+  gtSize: number,
+  batchSize: number,
+  stage: 1 | 2,
+  problems: Problem[],
+  notices: string[],
+  abs: (p: string) => string,
+): RealESRGANPlan {
+  const at = (k: string) => (REALESRGAN_DATASET_KEYS.has(k) || k === 'crop_pad_size' ? `${key}.${k}` : k);
+  if (!d.dataroot_gt) problems.push({ key: `${key}.dataroot_gt`, message: 'is required (the folder of GT images)' });
+  if (d.meta_info_file != null) problems.push({ key: `${key}.meta_info_file`, message: "is not read by RealESRGANDataset (its file list is 'meta_info')" });
+  if (d.dataroot_lq != null) notices.push(`${key}.dataroot_lq: ignored by RealESRGANDataset (the LQ is synthesised from the GT)`);
+  for (const k of ['iters', 'mini_batch_sizes', 'gt_sizes']) {
+    if (d[k] !== undefined) problems.push({ key: `${key}.${k}`, message: 'progressive patches are not supported with RealESRGANDataset' });
+  }
+  if (opt.high_order_degradation === false) {
+    problems.push({ key: 'high_order_degradation', message: 'false trains on paired LQ images, which RealESRGANDataset does not provide (use PairedImageDataset)' });
+  }
+  const gan = ['l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm'].filter((k) => opt[k] !== undefined);
+  if (gan.length) notices.push(`${gan.join(', ')}: GAN-stage options; DiffIRS${stage}Model does not use them`);
+  // Ranges are [low, high]; probabilities of a choice must not all be zero.
+  for (const [k, v] of [...Object.entries(opt), ...Object.entries(d)]) {
+    if (/_range2?$|^blur_sigma2?$/.test(k) && Array.isArray(v) && (v[0] as number) > (v[1] as number)) problems.push({ key: at(k), message: `[${v.join(', ')}] is not a [low, high] range` });
+    if (/^(resize_prob|kernel_prob)2?$/.test(k) && Array.isArray(v) && !(v as number[]).some((x) => x > 0)) problems.push({ key: at(k), message: 'needs a positive probability' });
+  }
+  let degradation: RealESRGANOptions | null = null;
+  try {
+    degradation = { ...realESRGANOptionsFromBasicSR({ ...opt, scale, gt_size: gtSize || undefined }), usmTarget: false, degradeFromUsm: false };
+  } catch (e) {
+    const msg = (e instanceof Error ? e.message : String(e)).replace(/^Real-ESRGAN degradation: /, '');
+    const word = /^(\w+)/.exec(msg)?.[1] ?? '';
+    const k = word.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    // gt_size and scale are checked (and named) above.
+    if (k !== 'gt_size' && k !== 'scale') problems.push({ key: at(k || key), message: msg.slice(word.length).trim() || msg });
+  }
+  const queueSize = (opt.queue_size as number | undefined) ?? REALESRGAN_QUEUE_SIZE;
+  if (queueSize % batchSize !== 0) problems.push({ key: 'queue_size', message: `${queueSize} should be divisible by batch_size_per_gpu ${batchSize} (the training-pair pool swaps whole batches)` });
+  const cropPadSize = (d.crop_pad_size as number | undefined) ?? REALESRGAN_CROP_PAD_SIZE;
+  if (cropPadSize % scale !== 0) problems.push({ key: `${key}.crop_pad_size`, message: `${cropPadSize} is not a multiple of the scale ${scale}` });
+  else if (gtSize > cropPadSize) problems.push({ key: at(d.crop_pad_size !== undefined ? 'crop_pad_size' : 'gt_size'), message: `gt_size ${gtSize} is larger than the ${cropPadSize}-pixel GT crop the degradation starts from` });
+  else if (degradation) {
+    // The first resize may shrink the crop to resize_range[0]; the blur kernels need more than half their size.
+    const smallest = Math.min(Math.floor(cropPadSize * degradation.resizeRange[0]), Math.floor(cropPadSize / scale));
+    const half = (degradation.blurKernelSize - 1) / 2;
+    if (smallest <= half) problems.push({ key: `${key}.crop_pad_size`, message: `${cropPadSize} is too small for these ranges: the image can shrink to ${smallest} pixels, the ${degradation.blurKernelSize}×${degradation.blurKernelSize} kernels need more than ${half}` });
+  }
+  return {
+    degradation: degradation ?? ({} as RealESRGANOptions),
+    queueSize,
+    cropPadSize,
+    metaInfo: d.meta_info ? abs(String(d.meta_info)) : null,
+  };
 }
 
 /** Resolves an option file into a training plan; throws one OptionError listing every problem (with its key). */
@@ -501,12 +590,15 @@ export function resolveOptions(f: OptionFile, ctx: ResolveContext = {}): TrainPl
     const key = `datasets.${phaseKey}`;
     const phase = phaseKey === 'train' ? 'train' : 'val';
     const type = String(d.type ?? '');
+    const isSynthetic = (SYNTHETIC_DATASET_TYPES as readonly string[]).includes(type);
     if (!d.type) problems.push({ key: `${key}.type`, message: 'is required' });
-    else if (extraDatasetTypes.has(type)) {
+    else if (isSynthetic) {
+      if (phase === 'val') problems.push({ key: `${key}.type`, message: `'${type}' synthesises training pairs; validation needs a paired dataset (PairedImageDataset)` });
+    } else if (extraDatasetTypes.has(type)) {
       /* registered later (see registerDataset) */
     } else if (PLANNED_DATASET_TYPES[type]) unsupported(`${key}.type`, `'${type}' (${PLANNED_DATASET_TYPES[type]}) is not supported yet`);
     else if (!(PAIRED_DATASET_TYPES as readonly string[]).includes(type)) {
-      unsupported(`${key}.type`, `'${type}' is not a dataset type this implementation knows (${[...PAIRED_DATASET_TYPES, ...extraDatasetTypes].join(', ')})`);
+      unsupported(`${key}.type`, `'${type}' is not a dataset type this implementation knows (${[...new Set([...PAIRED_DATASET_TYPES, ...SYNTHETIC_DATASET_TYPES, ...extraDatasetTypes])].join(', ')})`);
     }
     const io = obj(d.io_backend);
     if (io.type !== undefined && io.type !== 'disk') unsupported(`${key}.io_backend.type`, `'${String(io.type)}' is not supported (only 'disk': image folders)`);
@@ -556,6 +648,8 @@ export function resolveOptions(f: OptionFile, ctx: ResolveContext = {}): TrainPl
       }
       if (d.geometric_augs !== undefined && type !== 'DeblurPairedDataset') notices.push(`${key}.geometric_augs: only DeblurPairedDataset uses it`);
     }
+    let realesrgan: RealESRGANPlan | undefined;
+    if (isSynthetic && phase === 'train') realesrgan = resolveRealESRGAN(opt, d, key, scale, gtSize, batchSize, stage, problems, notices, abs);
     if (phase === 'val' && !isPaired && !extraDatasetTypes.has(type)) continue;
     dsPlans.push({
       key,
@@ -576,6 +670,7 @@ export function resolveOptions(f: OptionFile, ctx: ResolveContext = {}): TrainPl
       enlargeRatio: (d.dataset_enlarge_ratio as number | undefined) ?? 1,
       progressive,
       raw: d,
+      ...(realesrgan ? { realesrgan } : {}),
     });
   }
   const trainDs = dsPlans.find((d) => d.phase === 'train');
@@ -585,6 +680,8 @@ export function resolveOptions(f: OptionFile, ctx: ResolveContext = {}): TrainPl
   if (datasets.train && obj(datasets.train).type !== 'RealESRGANDataset') {
     const deg = ['gt_usm', 'l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm', 'resize_prob', 'queue_size', 'high_order_degradation'].filter((k) => opt[k] !== undefined);
     if (deg.length) notices.push(`${deg.join(', ')}: Real-ESRGAN degradation options, ignored with a paired dataset`);
+    const kernels = ['blur_kernel_size', 'kernel_list', 'sinc_prob', 'final_sinc_prob', 'crop_pad_size'].filter((k) => obj(datasets.train)[k] !== undefined);
+    if (kernels.length) notices.push(`datasets.train.${kernels.join(', ')}: RealESRGANDataset options, ignored by ${String(obj(datasets.train).type)}`);
   }
 
   // --- optimizer and schedule

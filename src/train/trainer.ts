@@ -17,7 +17,10 @@
  *
  * A run is reproducible from its seed and resumable bit for bit: the weights come back from the
  * `.pth`, everything else (Adam moments, iteration, loader position and RNG, noise RNG) from the
- * `.state`. An AbortSignal stops the run after the current step with a checkpoint.
+ * `.state`. With a training-pair pool (RealESRGANDataset's `queue_size`), the `.state` holds the
+ * plans of the batches whose pairs are in the pool, and the resumed run degrades those batches
+ * again — the same pairs, bit for bit. An AbortSignal stops the run after the current step with
+ * a checkpoint.
  */
 import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -45,6 +48,7 @@ import {
   type TrainingState,
 } from './checkpoint.js';
 import { type Batch, type BatchPlan, gaussians, openTrainDataset, TrainLoader } from './data.js';
+import './realesrgan-data.js'; // registers datasets.train.type: RealESRGANDataset
 import { Ema } from './ema.js';
 import { buildObjective, type LossKind, officialOrder } from './objective.js';
 import type { TrainPlan } from './options.js';
@@ -198,6 +202,12 @@ export class Trainer {
     this.loader = new TrainLoader(openTrainDataset(p.train), p.train, { seed, worldSize: p.worldSize, mixup: p.mixup });
     if (state) {
       this.loader.setState({ ...state.loader, rng: [...state.loader.rng] });
+      if (this.loader.pooled) {
+        if (!state.pool) throw new Error(`${statePath}: training state has no training-pair pool, which ${p.train.key}.type ${p.train.type} needs to resume`);
+        const t0 = performance.now();
+        await this.loader.restorePools(state.pool);
+        this.say(`training-pair pool rebuilt from ${state.pool.batches.length} batch plan(s) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      }
       for (const [k, s] of Object.entries(state.optimizers)) await this.restoreOptimizer(k as 'g' | 'e', s);
       this.best = { ...state.best };
       this.iter = state.iter;
@@ -342,7 +352,7 @@ export class Trainer {
         }
         const t0 = performance.now();
         const cur = pending ?? prefetch(iter);
-        const batches = await cur.data;
+        const batches = this.loader.take(cur.plan, await cur.data);
         pending = iter < p.totalIter ? prefetch(iter + 1) : null;
         const res = await this.trainStep(iter, kind, batches);
         const dt = (performance.now() - t0) / 1000;
@@ -471,6 +481,7 @@ export class Trainer {
       const s = a.getState();
       optimizers[k] = { step: s.step, m: s.m, v: s.v };
     }
+    const pool = this.loader.poolState();
     files.push(
       saveTrainingState(this.dirs, {
         iter,
@@ -480,6 +491,7 @@ export class Trainer {
         loader: loaderState,
         noiseRng: [...this.noiseRng.state()],
         best: this.best,
+        ...(pool ? { pool } : {}),
       }),
     );
     this.record({ event: 'checkpoint', iter, files });

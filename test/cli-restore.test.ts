@@ -204,10 +204,22 @@ describe('diffir restore', () => {
     assertOneLineError(diffir('restore', join(batch, 'cat.png'), '-o', join(tmp, 'tile12'), '--weights', W.deblur, '--tile', '12'), /--tile must be a multiple of 8/);
   });
 
+  test('without --weights, restore uses the built-in default model (×4 super-resolution)', () => {
+    const o = join(tmp, 'default-model');
+    const r = diffir('restore', join(root, 'samples', 'cat.jpg'), '-o', o, '--json', '--threads', '2');
+    assert.equal(r.code, 0, r.stderr);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const start = events.find((e) => e.event === 'start')!;
+    assert.equal(start.task, 'sr');
+    assert.equal(start.scale, 4);
+    const done = events.find((e) => e.event === 'file_done')!;
+    assert.deepEqual([done.output_width, done.output_height], [600, 400]);
+  });
+
   test('errors are one line starting with diffir:', () => {
     const o = join(tmp, 'out-err');
     assertOneLineError(diffir('restore', batch, '-o', o, '--weights', W.s1), /stage-1 .*needs the stage-2/);
-    assertOneLineError(diffir('restore', batch, '-o', o), /pass --weights/);
+    assertOneLineError(diffir('inpaint', join(batch, 'photo.png'), '--mask', join(batch, 'photo.png'), '-o', join(o, 'x.png')), /pass --weights/);
     assertOneLineError(diffir('restore', batch, '-o', o, '--weights', W.inpaint), /inpainting weights.*diffir inpaint/);
     // A path under a regular file cannot be a folder, even for root.
     assertOneLineError(diffir('restore', batch, '-o', join(batch, 'photo.png', 'sub'), '--weights', W.deblur), /photo\.png\/sub: cannot create the output folder/);

@@ -1,21 +1,29 @@
 /**
- * Loading the model for `restore` and `inpaint`: the --weights option (required until a
- * built-in default model exists), the checkpoint with its detected task, the checks that
- * it is a stage-2 model for the right command, and the device.
+ * Loading the model for `restore` and `inpaint`: the --weights option (for `restore`,
+ * the built-in default model when it is not given), the checkpoint with its detected task,
+ * the checks that it is a stage-2 model for the right command, and the device.
  */
 import type { ParsedOptions } from './args.js';
-import { UserError } from './errors.js';
+import { UserError, oneLine } from './errors.js';
+import { DEFAULT_MODEL_NAME, defaultModelPath } from '../models/default-model.js';
 import { deviceOption, memoryBudgetOption, positiveIntOption, seedOption, tileOption } from './options.js';
 import { type DiffIRCheckpoint, loadCheckpoint } from '../models/checkpoint.js';
 import { outputScale, padMultiple } from '../models/config.js';
 import { Restorer } from '../restore/restore.js';
 import { type Device, checkDevice } from '../runtime/session.js';
 
-/** The --weights path, or a one-line error saying to pass it. */
+/** The --weights path; without it, `restore` uses the built-in default model and `inpaint` asks for weights. */
 export function weightsOption(cmd: string, values: ParsedOptions): string {
   const w = values.weights;
   if (typeof w !== 'string' || w === '') {
-    throw new UserError(`${cmd}: no model given; pass --weights <net_g.pth|.safetensors> (an official DiffIR stage-2 checkpoint; there is no built-in default model yet)`, 2);
+    if (cmd === 'restore') {
+      try {
+        return defaultModelPath();
+      } catch (e) {
+        throw new UserError(`${cmd}: ${oneLine(e)}`, 2);
+      }
+    }
+    throw new UserError(`${cmd}: no model given; pass --weights <net_g.pth|.safetensors> (an official DiffIR stage-2 inpainting checkpoint; the ${DEFAULT_MODEL_NAME} does not inpaint)`, 2);
   }
   return w;
 }

@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readSafetensors, writeSafetensors } from '../src/weights/safetensors.js';
 import type { HostTensor } from '../src/tensor.js';
+import { maxAbs } from './helpers/tensors.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = resolve(root, '../shared/fixtures');
@@ -19,14 +20,6 @@ function diffir(...args: string[]): { code: number; stdout: string; stderr: stri
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-function maxAbs(a: HostTensor, b: HostTensor): number {
-  assert.deepEqual(a.shape, b.shape);
-  let m = 0;
-  const x = a.data as Float32Array;
-  const y = b.data as Float32Array;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]! - y[i]!));
-  return m;
-}
 
 function assertOneLineError(r: { code: number; stderr: string }, pattern: RegExp): void {
   assert.notEqual(r.code, 0);

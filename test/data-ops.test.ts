@@ -13,18 +13,12 @@ import { addGaussianNoise, addPoissonNoise, poisson } from '../src/data/degrade/
 import { jpegCompress, randomJpeg } from '../src/data/degrade/jpeg.js';
 import { applyAugment, crop, drawAugment, padBottomRight, pairedRandomCrop, quantize8, reflect101, stack, item } from '../src/data/tensor-ops.js';
 import { deriveRng, permutation, weightedChoice } from '../src/data/rng.js';
+import { image } from './helpers/tensors.js';
 
 after(() => releaseDataSessions());
 
 type T = HostTensor<'float32'>;
 
-/** A [n,c,h,w] tensor from f(n, c, y, x). */
-function image(n: number, c: number, h: number, w: number, f: (b: number, ch: number, y: number, x: number) => number): T {
-  const d = new Float32Array(n * c * h * w);
-  let i = 0;
-  for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) d[i++] = f(b, ch, y, x);
-  return f32([n, c, h, w], d);
-}
 
 const px = (t: T, b: number, c: number, y: number, x: number): number => {
   const [, C, H, W] = t.shape as number[];

@@ -29,6 +29,7 @@ import { deriveRng } from '../src/data/rng.js';
 import { listImages, matchByName } from '../src/data/folder.js';
 import { plannedDataset } from '../src/data/adapters.js';
 import { loadImage } from '../src/image/io.js';
+import { image } from './helpers/tensors.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = join(root, 'dist/src/cli/main.js');
@@ -41,12 +42,6 @@ after(async () => {
 
 type T = HostTensor<'float32'>;
 
-function image(n: number, c: number, h: number, w: number, f: (b: number, ch: number, y: number, x: number) => number): T {
-  const d = new Float32Array(n * c * h * w);
-  let i = 0;
-  for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) d[i++] = f(b, ch, y, x);
-  return f32([n, c, h, w], d);
-}
 
 const texture = (b: number, c: number, y: number, x: number): number =>
   Math.min(1, Math.max(0, 0.5 + 0.25 * Math.sin(0.21 * x + c + b) * Math.cos(0.13 * y - c) + 0.15 * Math.sin(0.9 * (x - y) + b) + 0.05 * Math.cos(2.1 * x * y / 97)));

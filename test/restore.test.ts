@@ -8,6 +8,7 @@ import { Restorer } from '../src/restore/restore.js';
 import { baselineBytes, wholeImageBytes } from '../src/restore/memory.js';
 import { loadImage, type LoadedImage } from '../src/image/io.js';
 import type { HostTensor } from '../src/tensor.js';
+import { maxAbs } from './helpers/tensors.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = resolve(root, '../shared/fixtures');
@@ -19,14 +20,6 @@ async function photo(width: number, height: number, alpha = false): Promise<Load
   return loadImage(new Uint8Array(await s.png().toBuffer()));
 }
 
-function maxAbs(a: HostTensor, b: HostTensor): number {
-  assert.deepEqual(a.shape, b.shape);
-  let m = 0;
-  const x = a.data as Float32Array;
-  const y = b.data as Float32Array;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]! - y[i]!));
-  return m;
-}
 
 test('tiled restoration equals the whole image, and the IPR does not change with the tile size', async () => {
   const r = Restorer.load(join(fixtures, 'deblur/s2.pth'), { threads: 2 });

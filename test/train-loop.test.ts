@@ -18,6 +18,7 @@ import { loadPth } from '../src/weights/pth.js';
 import { openZip } from '../src/weights/zip.js';
 import type { TensorMap } from '../src/tensor.js';
 import { makeTinyDataset, tinyDeblurOptions, writeOptions } from './train-helpers.js';
+import { assertSameWeights } from './helpers/tensors.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = resolve(root, '../shared/fixtures');
@@ -34,14 +35,6 @@ async function train(file: string, o: { autoResume?: boolean; stopAfter?: number
   }
 }
 
-function assertSameWeights(a: TensorMap, b: TensorMap, what: string): void {
-  assert.deepEqual([...a.keys()], [...b.keys()]);
-  for (const [k, t] of a) {
-    const x = t.data as Float32Array;
-    const y = b.get(k)!.data as Float32Array;
-    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) assert.fail(`${what}: '${k}'[${i}] ${x[i]} vs ${y[i]}`);
-  }
-}
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const lossesOf = (r: TrainResult, key: string, from: number, to: number) => r.history.filter((h) => h.iter >= from && h.iter <= to && key in h.losses).map((h) => h.losses[key]!);

@@ -21,6 +21,7 @@ import { OptionError, readOptions, resolveOptions, type TrainPlan } from '../src
 import { RealESRGANTrainDataset } from '../src/train/realesrgan-data.js';
 import { Trainer, type TrainResult } from '../src/train/trainer.js';
 import { makeTinyDataset, synthImage } from './train-helpers.js';
+import { assertSameWeights } from './helpers/tensors.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const S1 = join(root, 'options', 'DiffIR-RealSR', 'train_DiffIRS1_x4.yml');
@@ -75,14 +76,6 @@ async function train(file: string, over: string[], o: { autoResume?: boolean; st
   }
 }
 
-function assertSameWeights(a: TensorMap, b: TensorMap, what: string): void {
-  assert.deepEqual([...a.keys()], [...b.keys()]);
-  for (const [k, t] of a) {
-    const x = t.data as Float32Array;
-    const y = b.get(k)!.data as Float32Array;
-    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) assert.fail(`${what}: '${k}'[${i}] ${x[i]} vs ${y[i]}`);
-  }
-}
 
 describe('the official RealSR recipe (RealESRGANDataset)', () => {
   let data: { gt: string; meta: string };

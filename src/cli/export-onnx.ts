@@ -54,7 +54,7 @@ export const exportOnnxCommand: Command = {
     const bytes = exportOnnx(ck, seed);
     // The write is short: a signal during it removes the temporary file and exits at once.
     const stop = (code: number) => () => {
-      removeTempFiles();
+      removeTempFiles([out]);
       process.exit(code);
     };
     const onInt = stop(130);

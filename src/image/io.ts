@@ -7,9 +7,9 @@
  * Saving quantises the way the official code does (`round(clamp(x,0,1)*255)` in float32,
  * rounding half to even), re-attaches alpha and metadata, and writes atomically.
  */
-import { randomBytes } from 'node:crypto';
-import { link, lstat, mkdir, open, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, extname, join } from 'node:path';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, extname } from 'node:path';
+import { existsError, folderError, pathExists, writeFileAtomic } from '../fs/atomic.js';
 import sharp from 'sharp';
 import type { Sharp } from 'sharp';
 import { f32 } from '../tensor.js';
@@ -180,95 +180,6 @@ function resolveFormat(path: string, format: string | undefined): SaveResult['fo
   return f;
 }
 
-function errCode(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null ? (e as { code?: string }).code : undefined;
-}
-
-function folderError(dir: string, e: unknown): Error {
-  switch (errCode(e)) {
-    case 'ENOENT':
-      return new Error(`${dir}: output folder does not exist`, { cause: e });
-    case 'ENOTDIR':
-      return new Error(`${dir}: output path is not a folder`, { cause: e });
-    case 'EACCES':
-    case 'EPERM':
-      return new Error(`${dir}: output folder is not writable (permission denied)`, { cause: e });
-    case 'EROFS':
-      return new Error(`${dir}: output folder is not writable (read-only file system)`, { cause: e });
-    case 'ENOSPC':
-      return new Error(`${dir}: no space left on the device`, { cause: e });
-    default:
-      return new Error(`${dir}: cannot write to the output folder (${errCode(e) ?? firstLine(e)})`, { cause: e });
-  }
-}
-
-function existsError(path: string): Error {
-  return new Error(`${path}: file already exists; pass --overwrite to replace it`);
-}
-
-async function pathExists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (e) {
-    if (errCode(e) === 'ENOENT') return false;
-    throw e;
-  }
-}
-
-/**
- * Writes `data` to a temporary file beside `path` (`.<name>.<pid>.<random>.tmp`), flushes
- * it, then moves it into place: with rename when overwriting, with a hard link (which fails
- * if the target appeared meanwhile) otherwise. The temporary file never outlives the call.
- */
-async function writeAtomic(path: string, data: Uint8Array, overwrite: boolean): Promise<void> {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  let fh;
-  try {
-    fh = await open(tmp, 'wx', 0o666);
-  } catch (e) {
-    // The folder was checked just before: ENOENT here means files cannot be created in it.
-    if (errCode(e) === 'ENOENT') throw new Error(`${dir}: output folder is not writable (cannot create files there)`, { cause: e });
-    throw folderError(dir, e);
-  }
-  try {
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } catch (e) {
-      throw errCode(e) === 'ENOSPC' ? folderError(dir, e) : new Error(`${path}: write failed (${errCode(e) ?? firstLine(e)})`, { cause: e });
-    } finally {
-      await fh.close();
-    }
-    if (overwrite) {
-      try {
-        await rename(tmp, path);
-      } catch (e) {
-        const code = errCode(e);
-        if (code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST') throw new Error(`${path}: is a directory, cannot replace it with an image`, { cause: e });
-        throw new Error(`${path}: could not move the written file into place (${code ?? firstLine(e)})`, { cause: e });
-      }
-      return;
-    }
-    try {
-      await link(tmp, path);
-    } catch (e) {
-      const code = errCode(e);
-      if (code === 'EEXIST') throw existsError(path);
-      // File systems without hard links: check, then rename (a small race, documented).
-      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS' || code === 'EXDEV' || code === 'EMLINK') {
-        if (await pathExists(path)) throw existsError(path);
-        await rename(tmp, path);
-        return;
-      }
-      throw new Error(`${path}: could not move the written file into place (${code ?? firstLine(e)})`, { cause: e });
-    }
-  } finally {
-    await rm(tmp, { force: true });
-  }
-}
-
 interface Packed {
   data: Uint8Array | Uint16Array;
   channels: 1 | 2 | 3 | 4;
@@ -416,6 +327,6 @@ export async function saveImage(path: string, img: SaveableImage, opts: SaveOpti
   } catch (e) {
     throw new Error(`${path}: could not encode ${format.toUpperCase()} (${firstLine(e)})`, { cause: e });
   }
-  await writeAtomic(path, encoded, opts.overwrite ?? false);
+  await writeFileAtomic(path, encoded, opts.overwrite ?? false);
   return { path, format, bytes: encoded.byteLength, warnings };
 }

@@ -6,17 +6,12 @@
  */
 import type { Graph } from '../graph/ir.js';
 import { type TensorMap, f32, numel } from '../tensor.js';
+import { Rng } from '../random.js';
 
-/** A seeded uniform [0, 1) generator (mulberry32). */
+/** A seeded uniform [0, 1) generator. */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.uniform();
 }
 
 function fanIn(shape: readonly number[]): number {

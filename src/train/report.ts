@@ -7,7 +7,7 @@
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { quantize } from '../image/io.js';
-import { writeFileAtomic } from '../weights/zip.js';
+import { writeFileAtomicSync as writeFileAtomic } from '../fs/atomic.js';
 import type { Planar } from './data.js';
 import type { Sample } from './validate.js';
 

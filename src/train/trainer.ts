@@ -33,7 +33,7 @@ import { Rng } from '../random.js';
 import type { SessionOptions } from '../runtime/session.js';
 import { f32, type HostTensor, type TensorMap } from '../tensor.js';
 import { diffStateDict, formatStateDictDiff } from '../weights/statedict.js';
-import { writeFileAtomic } from '../weights/zip.js';
+import { writeFileAtomicSync as writeFileAtomic } from '../fs/atomic.js';
 import { Adam } from './adam.js';
 import {
   type ExperimentDirs,

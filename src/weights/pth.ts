@@ -9,7 +9,8 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { createHash } from 'node:crypto';
-import { concatChunks, crc32, encodeZip, hexPrefix, oneLine, openZip, writeFileAtomic } from './zip.js';
+import { concatChunks, crc32, encodeZip, hexPrefix, oneLine, openZip } from './zip.js';
+import { writeFileAtomicSync as writeFileAtomic } from '../fs/atomic.js';
 import type { ZipInput } from './zip.js';
 import { encodeTorchPickle, skipPickle, STORAGE_ELEMENT_SIZE, unpickleAt } from './pickle.js';
 import type { PthValue, StorageDtype, StorageLoader } from './pickle.js';

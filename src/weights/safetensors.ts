@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import type { DType, HostTensor, TensorMap } from '../tensor.js';
 import { halfToFloat } from '../tensor.js';
-import { concatChunks, oneLine, writeFileAtomic } from './zip.js';
+import { concatChunks, oneLine } from './zip.js';
+import { writeFileAtomicSync as writeFileAtomic } from '../fs/atomic.js';
 
 /** Largest JSON header accepted (same limit as the reference implementation). */
 const MAX_HEADER = 100_000_000;

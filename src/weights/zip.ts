@@ -9,10 +9,8 @@
  * The writer produces the same layout as torch (STORED, 64-byte aligned data, `FB` padding
  * field) with sizes and CRCs in the local headers, and zip64 records only where needed.
  */
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import * as zlib from 'node:zlib';
+import { crc32 } from '../fs/crc32.js';
 
 /** Makes text safe to embed in a one-line error message (control characters escaped). */
 export function oneLine(s: string): string {
@@ -52,24 +50,7 @@ export interface OpenZipOptions {
   readonly verifyCrc?: boolean;
 }
 
-let crcTable: Uint32Array | undefined;
-
-/** CRC-32 (IEEE) of some bytes, continuing from `seed` (0 to start). */
-export function crc32(data: Uint8Array, seed = 0): number {
-  const native = (zlib as { crc32?: (d: Uint8Array, v?: number) => number }).crc32;
-  if (typeof native === 'function') return native(data, seed) >>> 0;
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let c = ~seed >>> 0;
-  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
-  return ~c >>> 0;
-}
+export { crc32 };
 
 function readU64(view: DataView, pos: number, file: string, what: string): number {
   const v = view.getBigUint64(pos, true);
@@ -413,36 +394,3 @@ export function concatChunks(chunks: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/**
- * Writes chunks to `path` atomically: a temporary file in the same folder is written and
- * flushed, then renamed over `path`, so readers never see a half-written file.
- */
-export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, 'wx', 0o644);
-    for (const c of chunks) {
-      let off = 0;
-      while (off < c.length) off += writeSync(fd, c, off, Math.min(c.length - off, 1 << 30));
-    }
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-  } catch (err) {
-    if (fd !== undefined) {
-      try {
-        closeSync(fd);
-      } catch {
-        /* already failing */
-      }
-    }
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* may not exist */
-    }
-    throw err;
-  }
-}

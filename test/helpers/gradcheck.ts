@@ -9,18 +9,10 @@ import * as op from '../../src/graph/ops.js';
 import { grad } from '../../src/graph/autodiff.js';
 import { compile } from '../../src/runtime/compile.js';
 import { f32, type HostTensor } from '../../src/tensor.js';
+import { seededRandom } from '../../src/nn/init.js';
 
-/** A seeded PRNG (mulberry32) so that tests are deterministic. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded uniform [0, 1) generator, so that tests are deterministic. */
+export const rng = seededRandom;
 
 /** Standard normal samples. */
 export function randn(shape: readonly number[], seed: number, scale = 1): HostTensor<'float32'> {

@@ -31,3 +31,16 @@ export { TrainStep } from './train/step.js';
 export { Adam, type AdamOptions } from './train/adam.js';
 export { Ema } from './train/ema.js';
 export { ParamLayout } from './train/params.js';
+
+export { Restorer, restore, type RestoreOptions, type RestoredImage, type RestoreProgress, type RestorerOptions } from './restore/restore.js';
+export { exportOnnx, exportGraph } from './restore/export.js';
+export { DEFAULT_MODEL_PATH } from './models/default-model.js';
+export { loadMask } from './image/mask.js';
+
+export { Trainer } from './train/trainer.js';
+export { readOptions, resolveOptions } from './train/options.js';
+export { psnr, ssim, measure } from './metrics/psnr-ssim.js';
+
+export { degradeRealESRGAN, DIFFIR_REALSR_OPTIONS, TrainingPairPool } from './data/degrade/realesrgan.js';
+export { imresize } from './data/degrade/resize.js';
+export { mixedMask, irregularMask, boxMask, DIFFIR_TRAIN_MASKS } from './data/masks.js';

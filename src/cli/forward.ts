@@ -13,16 +13,9 @@ import { DiffIRS1, DiffIRS2, IO_NAMES } from '../models/diffir.js';
 import { inputChannels, outputScale, padMultiple } from '../models/config.js';
 import { IPR_DIM } from '../nn/ipr.js';
 import { compile } from '../runtime/compile.js';
-import { readSafetensors, writeSafetensors } from '../weights/safetensors.js';
+import { readSafetensors, requireF32, writeSafetensors } from '../weights/safetensors.js';
 import { Rng } from '../random.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
-
-function need(t: TensorMap, name: string, file: string): HostTensor<'float32'> {
-  const v = t.get(name);
-  if (!v) throw new UserError(`${file}: missing tensor '${name}' (has: ${[...t.keys()].join(', ') || 'none'})`);
-  if (v.dtype !== 'float32') throw new UserError(`${file}: tensor '${name}' is ${v.dtype}, expected float32`);
-  return v as HostTensor<'float32'>;
-}
 
 function checkShape(t: HostTensor, want: readonly number[], what: string): void {
   if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
@@ -54,7 +47,7 @@ export const forward: Command = {
     const ck = loadCheckpoint(weightsPath);
     const cfg = ck.config;
     const tensors = readSafetensors(inPath);
-    const input = need(tensors, 'input', inPath);
+    const input = requireF32(tensors, 'input', inPath);
     const c = inputChannels(cfg);
     if (input.shape.length !== 4 || input.shape[1] !== c) {
       throw new UserError(`${inPath}: 'input' has shape [${input.shape.join(',')}], but this ${cfg.task} model needs [B,${c},H,W]`);
@@ -66,7 +59,7 @@ export const forward: Command = {
     let graph;
     if (ck.stage === 1) {
       const s = outputScale(cfg);
-      const gt = need(tensors, 'gt', inPath);
+      const gt = requireF32(tensors, 'gt', inPath);
       checkShape(gt, [B, 3, H * s, W * s], `${inPath}: 'gt'`);
       feeds[IO_NAMES.gt] = gt;
       graph = DiffIRS1(cfg, { batch: B, height: H, width: W });

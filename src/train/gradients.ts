@@ -12,6 +12,7 @@ import type { HostTensor, TensorMap } from '../tensor.js';
 import { IO_NAMES } from '../models/diffir.js';
 import { buildObjective, type LossKind } from './objective.js';
 import { TrainStep } from './step.js';
+import { requireF32 } from '../weights/safetensors.js';
 
 /** Inputs of {@link computeGradients}. */
 export interface GradientRequest {
@@ -36,13 +37,6 @@ export interface GradientResult {
   readonly config: DiffIRConfig;
 }
 
-function need(data: ReadonlyMap<string, HostTensor>, name: string, file: string): HostTensor {
-  const t = data.get(name);
-  if (!t) throw new Error(`${file}: missing tensor '${name}' (has: ${[...data.keys()].join(', ') || 'none'})`);
-  if (t.dtype !== 'float32') throw new Error(`${file}: tensor '${name}' is ${t.dtype}, expected float32`);
-  return t;
-}
-
 /** Computes the loss and all gradients of `kind` in one run of the compiled training step. */
 export async function computeGradients(r: GradientRequest): Promise<GradientResult> {
   const wName = r.names?.weights ?? 'weights';
@@ -51,7 +45,7 @@ export async function computeGradients(r: GradientRequest): Promise<GradientResu
   const wantStage = r.kind === 's1' ? 1 : 2;
   if (det.stage !== wantStage) throw new Error(`${wName}: a stage-${det.stage} checkpoint, but loss '${r.kind}' needs a stage-${wantStage} model`);
   const weights = selectWeights(r.weights, det.config, det.stage, wName);
-  const input = need(r.data, 'input', dName);
+  const input = requireF32(r.data, 'input', dName);
   const [batch, , height, width] = input.shape as [number, number, number, number];
   let teacherCfg: DiffIRConfig | undefined;
   let frozen: TensorMap = new Map();
@@ -69,10 +63,10 @@ export async function computeGradients(r: GradientRequest): Promise<GradientResu
   const obj = buildObjective({ kind: r.kind, config: det.config, batch, height, width, ...(teacherCfg ? { teacher: teacherCfg } : {}) });
   const step = await TrainStep.create(obj.graph, obj.loss, { trainable: obj.trainable, frozen, logs: obj.logs, ...(r.session ? { session: r.session } : {}) });
   try {
-    const feeds: Record<string, HostTensor> = { [IO_NAMES.input]: input, [IO_NAMES.gt]: need(r.data, 'gt', dName) };
+    const feeds: Record<string, HostTensor> = { [IO_NAMES.input]: input, [IO_NAMES.gt]: requireF32(r.data, 'gt', dName) };
     if (wantStage === 2) {
-      feeds[IO_NAMES.eps] = need(r.data, 's2_train_eps', dName);
-      if (!teacherCfg) feeds[IO_NAMES.teacher] = need(r.data, 's2_train_teacher', dName);
+      feeds[IO_NAMES.eps] = requireF32(r.data, 's2_train_eps', dName);
+      if (!teacherCfg) feeds[IO_NAMES.teacher] = requireF32(r.data, 's2_train_teacher', dName);
     }
     const flat = step.layout.pack(weights);
     const grads = new Float32Array(step.layout.total);

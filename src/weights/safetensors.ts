@@ -248,3 +248,11 @@ export function encodeSafetensors(tensors: TensorMap, metadata?: ReadonlyMap<str
 export function writeSafetensors(path: string, tensors: TensorMap, metadata?: ReadonlyMap<string, string> | Readonly<Record<string, string>>): void {
   writeFileAtomic(path, encodeSafetensorsChunks(tensors, metadata));
 }
+
+/** The float32 tensor `name` of a tensor file's contents, or a one-line error naming the file and what it has. */
+export function requireF32(tensors: ReadonlyMap<string, HostTensor>, name: string, file: string): HostTensor<'float32'> {
+  const t = tensors.get(name);
+  if (!t) throw new Error(`${file}: missing tensor '${name}' (has: ${[...tensors.keys()].join(', ') || 'none'})`);
+  if (t.dtype !== 'float32') throw new Error(`${file}: tensor '${name}' is ${t.dtype}, expected float32`);
+  return t as HostTensor<'float32'>;
+}

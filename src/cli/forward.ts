@@ -15,7 +15,7 @@ import { IPR_DIM } from '../nn/ipr.js';
 import { compile } from '../runtime/compile.js';
 import { readSafetensors, requireF32, writeSafetensors } from '../weights/safetensors.js';
 import { Rng } from '../random.js';
-import type { HostTensor, TensorMap } from '../tensor.js';
+import type { HostTensor } from '../tensor.js';
 
 function checkShape(t: HostTensor, want: readonly number[], what: string): void {
   if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The `diffir` command: dispatches to one module per subcommand and turns every
  * error into a single line on stderr.

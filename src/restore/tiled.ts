@@ -274,8 +274,7 @@ export class TiledDIRformer {
             check();
             const feeds: Record<string, HostTensor> = {};
             ins.forEach((m, k) => {
-              const g = this.scales.get(stepInputs(s)[k]!)! / f; // input resolution / output resolution
-              const halo = s.kind === 'conv' ? (s.k - 1) / 2 : 0;
+              const { g, halo } = this.inputWindow(s, k);
               const [iy, ix, ih, iw] = [y0 * g, x0 * g, th * g, tw * g];
               feeds[`in${k}`] = f32([1, m.c, ih + 2 * halo, iw + 2 * halo], readTile(m, iy, ix, ih, iw, halo));
             });
@@ -321,13 +320,20 @@ export class TiledDIRformer {
     return g;
   }
 
+  /**
+   * How input `k` of a local step is read for an output tile: `g` = input resolution over
+   * output resolution (tile coordinates scale by it), `halo` = the extra pixels a
+   * convolution needs around the tile.
+   */
+  private inputWindow(s: DIRformerStep, k: number): { g: number; halo: number } {
+    return { g: this.scales.get(stepInputs(s)[k]!)! / this.scales.get(s.output)!, halo: s.kind === 'conv' ? (s.k - 1) / 2 : 0 };
+  }
+
   private localGraph(s: DIRformerStep, ins: readonly FeatureMap[], th: number, tw: number): Graph {
     const g = new Graph(`step:${s.output}`);
-    const f = this.scales.get(s.output)!;
     const xs = ins.map((m, k) => {
-      const gk = this.scales.get(stepInputs(s)[k]!)! / f;
-      const halo = s.kind === 'conv' ? (s.k - 1) / 2 : 0;
-      return g.input(`in${k}`, [1, m.c, th * gk + 2 * halo, tw * gk + 2 * halo]);
+      const w = this.inputWindow(s, k);
+      return g.input(`in${k}`, [1, m.c, th * w.g + 2 * w.halo, tw * w.g + 2 * w.halo]);
     });
     let y: Value;
     switch (s.kind) {

@@ -3,6 +3,7 @@
  * and the fix. Unexpected errors are reduced to their first line; the stack is shown
  * only with DIFFIR_DEBUG=1.
  */
+import { firstLine } from '../errors.js';
 
 /** An error whose message is meant for the user as is (exit code 2 for usage errors). */
 export class UserError extends Error {
@@ -14,6 +15,5 @@ export class UserError extends Error {
 
 /** The one-line text to print for any thrown value. */
 export function oneLine(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return msg.split('\n')[0]!.trim() || 'unknown error';
+  return firstLine(e) || 'unknown error';
 }

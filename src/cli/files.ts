@@ -7,7 +7,8 @@ import { readdirSync, rmSync } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { UserError } from './errors.js';
-import { errCode, isTempFor, tempPathFor } from '../fs/atomic.js';
+import { isTempFor, tempPathFor } from '../fs/atomic.js';
+import { errCode } from '../errors.js';
 
 function why(e: unknown): string {
   switch (errCode(e)) {

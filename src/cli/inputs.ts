@@ -12,6 +12,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { UserError } from './errors.js';
+import { errCode } from '../errors.js';
 
 /** Extensions of the files a folder or glob expands to (what the decoder reads). */
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.gif', '.avif'] as const;
@@ -58,10 +59,6 @@ export function globMatch(pattern: string, name: string): boolean {
 }
 
 const collator = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
-
-function errCode(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null ? (e as { code?: string }).code : undefined;
-}
 
 async function imageFilesIn(dir: string, keep: (name: string) => boolean): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { link, lstat, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { errCode, firstLine } from '../errors.js';
 
 /** The temporary name used for writing `path` (see {@link isTempFor}). */
 export function tempPathFor(path: string): string {
@@ -18,15 +19,6 @@ export function tempPathFor(path: string): string {
 /** True when `name` (a file name in the target's folder) is this process's temporary file for `path`. */
 export function isTempFor(path: string, name: string): boolean {
   return name.startsWith(`.${basename(path)}.${process.pid}.`) && name.endsWith('.tmp');
-}
-
-/** The error code of a Node fs error. */
-export function errCode(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null ? (e as { code?: string }).code : undefined;
-}
-
-function firstLine(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
 }
 
 /** A one-line error for a folder that cannot be written. */

@@ -7,6 +7,7 @@ import { stat } from 'node:fs/promises';
 import sharp from 'sharp';
 import type { Metadata, OutputInfo } from 'sharp';
 import { stripExifHeader } from './metadata.js';
+import { errCode, firstLine } from '../errors.js';
 
 /** How strict the decoder is about damaged pixel data (sharp's `failOn`, least to most sensitive). */
 export type FailOn = 'none' | 'truncated' | 'error' | 'warning';
@@ -63,20 +64,6 @@ export interface DecodedPixels {
   source: SourceInfo;
   /** The name used in messages (the path, or the `name` option for buffers). */
   name: string;
-}
-
-interface ErrnoLike {
-  code?: string;
-}
-
-function errCode(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null ? (e as ErrnoLike).code : undefined;
-}
-
-/** First line of any thrown value's message, trimmed. */
-export function firstLine(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return (msg.split('\n')[0] ?? '').trim();
 }
 
 /** The name an image source goes by in error messages. */

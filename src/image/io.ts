@@ -14,7 +14,8 @@ import sharp from 'sharp';
 import type { Sharp } from 'sharp';
 import { f32 } from '../tensor.js';
 import type { HostTensor } from '../tensor.js';
-import { decodePixels, firstLine } from './decode.js';
+import { decodePixels } from './decode.js';
+import { firstLine } from '../errors.js';
 import type { DecodeOptions } from './decode.js';
 import { iccColourSpace, resetExifOrientation, setPngMetadata, stripExifHeader } from './metadata.js';
 

@@ -6,6 +6,7 @@
 import * as ort from 'onnxruntime-node';
 import { availableParallelism } from 'node:os';
 import type { DType, HostTensor } from '../tensor.js';
+import { firstLine } from '../errors.js';
 
 /** Execution providers we can ask ORT for. */
 export type Device = 'cpu' | 'cuda' | 'webgpu';
@@ -148,9 +149,4 @@ export class Session {
     this.inner = null;
     if (s) await s.release();
   }
-}
-
-function firstLine(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return msg.split('\n')[0]!.trim();
 }

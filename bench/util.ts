@@ -1,6 +1,7 @@
 /** Shared helpers of the benchmark scripts: timing, medians, machine description. */
 import { cpus, totalmem } from 'node:os';
 import { f32, type HostTensor } from '../src/tensor.js';
+import { Rng } from '../src/random.js';
 
 /** Median of a list of numbers. */
 export function median(xs: readonly number[]): number {
@@ -23,14 +24,9 @@ export async function timeIt(fn: () => Promise<unknown>, runs: number, warmup = 
 
 /** Deterministic pseudo-random tensor in [−1, 1). */
 export function rand(shape: readonly number[], seed = 1): HostTensor<'float32'> {
-  let a = seed >>> 0;
+  const r = new Rng(seed);
   const n = shape.reduce((p, d) => p * d, 1);
-  const d = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
-    d[i] = a / 2 ** 31 - 1;
-  }
-  return f32(shape, d);
+  return f32(shape, Float32Array.from({ length: n }, () => 2 * r.uniform() - 1));
 }
 
 /** One line describing this machine, for benchmark reports. */

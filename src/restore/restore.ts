@@ -68,7 +68,7 @@ export class Restorer {
     readonly checkpoint: DiffIRCheckpoint,
     private readonly o: RestorerOptions,
   ) {
-    this.cache = new SessionCache({ ...(o.device ? { device: o.device } : {}), ...(o.threads ? { threads: o.threads } : {}) }, 3);
+    this.cache = new SessionCache(this.sessionOptions(), 3);
   }
 
   /** Loads a stage-2 checkpoint (or takes a loaded one). Stage-1 models need the ground truth and are refused. */

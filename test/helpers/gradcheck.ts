@@ -9,25 +9,20 @@ import * as op from '../../src/graph/ops.js';
 import { grad } from '../../src/graph/autodiff.js';
 import { compile } from '../../src/runtime/compile.js';
 import { f32, type HostTensor } from '../../src/tensor.js';
-import { seededRandom } from '../../src/nn/init.js';
+import { Rng } from '../../src/random.js';
 
-/** A seeded uniform [0, 1) generator, so that tests are deterministic. */
-export const rng = seededRandom;
 
-/** Standard normal samples. */
+/** Standard normal samples (seeded, so tests are deterministic). */
 export function randn(shape: readonly number[], seed: number, scale = 1): HostTensor<'float32'> {
-  const r = rng(seed);
   const n = shape.reduce((a, b) => a * b, 1);
-  const d = new Float32Array(n);
-  for (let i = 0; i < n; i++) d[i] = scale * Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
-  return f32(shape, d);
+  return f32(shape, new Rng(seed).normals(n).map((v) => v * scale));
 }
 
 /** Uniform samples in [lo, hi). */
 export function randu(shape: readonly number[], seed: number, lo: number, hi: number): HostTensor<'float32'> {
-  const r = rng(seed);
+  const r = new Rng(seed);
   const n = shape.reduce((a, b) => a * b, 1);
-  return f32(shape, Float32Array.from({ length: n }, () => lo + (hi - lo) * r()));
+  return f32(shape, Float32Array.from({ length: n }, () => lo + (hi - lo) * r.uniform()));
 }
 
 /** Samples with |x| ≥ margin, for ops with a kink at 0. */

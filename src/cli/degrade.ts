@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 import { parseCommand, required, intOption } from './args.js';
 import { UserError } from './errors.js';
 import { saveImage } from '../image/io.js';

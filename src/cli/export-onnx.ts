@@ -9,7 +9,7 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 import { parseCommand, required } from './args.js';
 import { UserError } from './errors.js';
 import { prepareOutputFolder, removeTempFiles, writeFileAtomic } from './files.js';

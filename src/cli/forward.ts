@@ -5,7 +5,7 @@
  * stage 2. Writes `out` and `ipr`.
  */
 import { existsSync } from 'node:fs';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 import { parseCommand, required, intOption } from './args.js';
 import { UserError } from './errors.js';
 import { loadCheckpoint } from '../models/checkpoint.js';

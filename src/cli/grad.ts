@@ -5,7 +5,7 @@
  * against the official code (the fixtures' `grads.safetensors`).
  */
 import { existsSync } from 'node:fs';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 import { intOption, parseCommand, required } from './args.js';
 import { UserError } from './errors.js';
 import { computeGradients } from '../train/gradients.js';

@@ -2,7 +2,7 @@
  * `diffir info W.pth`: what a checkpoint holds — task, scale, stage and the full
  * architecture detected from the weights, with the parameter count.
  */
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 import { parseCommand } from './args.js';
 import { UserError } from './errors.js';
 import { loadCheckpoint } from '../models/checkpoint.js';

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 import { parseCommand, required } from './args.js';
 import { UserError } from './errors.js';
 import { prepareOutputFolder } from './files.js';

@@ -2,13 +2,8 @@
  * The `diffir` command: dispatches to one module per subcommand and turns every
  * error into a single line on stderr.
  */
+import type { Command } from './command.js';
 import { UserError, oneLine } from './errors.js';
-
-/** A subcommand: its one-line summary and its entry point (argv after the command name). */
-export interface Command {
-  summary: string;
-  run(argv: string[]): Promise<void>;
-}
 
 const commands: Record<string, () => Promise<Command>> = {
   info: async () => (await import('./info.js')).info,

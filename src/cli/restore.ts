@@ -12,7 +12,7 @@
 import { stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import sharp from 'sharp';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 import { parseCommand, required } from './args.js';
 import { UserError, oneLine } from './errors.js';
 import { type InputFile, expandInputs } from './inputs.js';

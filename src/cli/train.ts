@@ -4,7 +4,7 @@
  * Ctrl-C finishes the current step, saves a checkpoint and exits; `--auto_resume` continues
  * from the latest checkpoint of the experiment, bit for bit.
  */
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 import { parseCommand, intOption } from './args.js';
 import { UserError } from './errors.js';
 import { OptionError, readOptions, resolveOptions, type TrainPlan } from '../train/options.js';

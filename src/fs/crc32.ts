@@ -2,14 +2,13 @@
  * CRC-32 (IEEE 802.3), as zip entries and PNG chunks use it: zlib's native implementation
  * when Node has it, else a table-driven fallback.
  */
-import * as zlib from 'node:zlib';
+import { nativeCrc32 } from '#host';
 
 let table: Uint32Array | undefined;
 
 /** CRC-32 of some bytes, continuing from `seed` (0 to start). */
 export function crc32(data: Uint8Array, seed = 0): number {
-  const native = (zlib as { crc32?: (d: Uint8Array, v?: number) => number }).crc32;
-  if (typeof native === 'function') return native(data, seed) >>> 0;
+  if (nativeCrc32) return nativeCrc32(data, seed);
   if (!table) {
     table = new Uint32Array(256);
     for (let n = 0; n < 256; n++) {

@@ -4,7 +4,7 @@
  * transforms the pixels when it does), resetting the EXIF orientation tag, and reading
  * the colour space an ICC profile describes.
  */
-import { deflateSync } from 'node:zlib';
+import { deflate } from '#host';
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -55,7 +55,7 @@ export function readPngChunks(png: Uint8Array): PngChunkView[] {
 /** Data of an iCCP chunk carrying `icc` (profile name, compression method 0, zlib stream). */
 export function iccpChunkData(icc: Uint8Array): Uint8Array {
   const name = 'ICC profile';
-  const z = deflateSync(icc);
+  const z = deflate(icc);
   const out = new Uint8Array(name.length + 2 + z.length);
   for (let i = 0; i < name.length; i++) out[i] = name.charCodeAt(i);
   // out[name.length] = 0 (separator), out[name.length + 1] = 0 (deflate)

@@ -4,7 +4,7 @@
  * the DIRformer program, with a factor for the temporaries inside a transformer block
  * (measured: deblur-gopro at 256² peaks at 1.9 GB RSS, about 4× the sum of its maps).
  */
-import { freemem } from 'node:os';
+import { freeMemory } from '#host';
 import type { DiffIRConfig } from '../models/config.js';
 import { dirformerProgram, PROGRAM_INPUT, type DIRformerStep } from '../models/dirformer.js';
 import { dgfnHidden } from '../nn/dgfn.js';
@@ -12,7 +12,7 @@ import { inputChannels } from '../models/config.js';
 
 /** Default budget: half of the memory the OS reports as available. */
 export function defaultMemoryBudget(): number {
-  return Math.floor(freemem() / 2);
+  return Math.floor(freeMemory() / 2);
 }
 
 interface MapInfo {

@@ -14,8 +14,8 @@ import { Rng } from '../random.js';
 import { type DiffIRCheckpoint, loadCheckpoint } from '../models/checkpoint.js';
 import { type DiffIRConfig, describeConfig, outputScale, padMultiple } from '../models/config.js';
 import { IPR_DIM } from '../nn/ipr.js';
-import { type LoadedImage, loadImage } from '../image/io.js';
-import { resizeAlpha } from '../image/resize.js';
+import type { LoadedImage } from '../image/io.js';
+import { decodeImage, upscaleAlpha } from '#codec';
 import { RESTORE_IO, checkImageSize, finishGraph, paddedSize, priorGraph, wholeImageGraph } from './graphs.js';
 import { TiledDIRformer, balancedTile } from './tiled.js';
 import { autoTile, baselineBytes, defaultMemoryBudget, fmtBytes, tileBytes, tiledHostBytes, wholeImageBytes } from './memory.js';
@@ -87,7 +87,7 @@ export class Restorer {
 
   /** Restores one image (a path, encoded bytes, or an already loaded image). */
   async restore(input: string | Uint8Array | LoadedImage, o: RestoreOptions = {}): Promise<RestoredImage> {
-    const img = typeof input === 'string' || input instanceof Uint8Array ? await loadImage(input) : input;
+    const img = typeof input === 'string' || input instanceof Uint8Array ? await decodeImage(input) : input;
     const cfg = this.config;
     const { width: W, height: H } = img;
     if (cfg.task === 'inpaint' && !o.mask) throw new Error('this is an inpainting model: give a mask (white = hole)');
@@ -144,7 +144,7 @@ export class Restorer {
       out = (await fin.run(ff))[RESTORE_IO.out]!;
     }
     const s = outputScale(cfg);
-    const alpha = img.alpha && s !== 1 ? await resizeAlpha(img.alpha, W * s, H * s) : img.alpha;
+    const alpha = img.alpha && s !== 1 ? await upscaleAlpha(img.alpha, W * s, H * s) : img.alpha;
     o.onProgress?.({ phase: 'done', done: 1, total: 1 });
     return {
       rgb: out as HostTensor<'float32'>,

@@ -3,13 +3,14 @@
  * execution provider and thread count, host tensors in and out without copies
  * where ORT allows, and explicit release.
  */
-import * as ort from 'onnxruntime-node';
-import { availableParallelism } from 'node:os';
+import { ort, runtimeDevices, deviceHint, RUNTIME } from '#ort';
+import { cpuCount } from '#host';
 import type { DType, HostTensor } from '../tensor.js';
 import { firstLine } from '../errors.js';
 
-/** Execution providers we can ask ORT for. */
-export type Device = 'cpu' | 'cuda' | 'webgpu';
+import type { Device } from './devices.js';
+
+export type { Device };
 
 /** Options for creating a session. */
 export interface SessionOptions {
@@ -25,10 +26,9 @@ export interface SessionOptions {
   profilePrefix?: string;
 }
 
-/** Devices this build of onnxruntime-node can use. */
+/** Devices this build of ONNX Runtime can use. */
 export function availableDevices(): Device[] {
-  const names = new Set(ort.listSupportedBackends().filter((b) => b.bundled || b.name === 'cpu').map((b) => b.name));
-  return (['cpu', 'cuda', 'webgpu'] as const).filter((d) => names.has(d));
+  return runtimeDevices();
 }
 
 /** Throws a one-line error if `device` is not usable here. */
@@ -38,11 +38,7 @@ export function checkDevice(device: Device): void {
   }
   const have = availableDevices();
   if (!have.includes(device)) {
-    const hint =
-      device === 'cuda'
-        ? 'install onnxruntime-node with its CUDA files (npm install without onnxruntime-node-install=skip) on a machine with CUDA 12'
-        : 'use --device cpu';
-    throw new Error(`device '${device}' is not available in this onnxruntime-node build (have: ${have.join(', ')}); ${hint}`);
+    throw new Error(`device '${device}' is not available in this ${RUNTIME} build (have: ${have.join(', ')}); ${deviceHint(device)}`);
   }
 }
 
@@ -82,7 +78,7 @@ export class Session {
   static async create(model: Uint8Array, o: SessionOptions = {}): Promise<Session> {
     const device = o.device ?? 'cpu';
     checkDevice(device);
-    const threads = o.threads ?? availableParallelism();
+    const threads = o.threads ?? cpuCount();
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer, got ${threads}`);
     const opts: ort.InferenceSession.SessionOptions = {
       executionProviders: [device],

@@ -6,11 +6,8 @@
  * and `<archive>/byteorder`. The legacy format (torch < 1.6, e.g. old torchvision weights) is a
  * series of pickles followed by the raw storages; both are read. Only the zip format is written.
  */
-import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
-import { createHash } from 'node:crypto';
+import { baseName, readFile, sha256, writeFileAtomic } from '#host';
 import { concatChunks, crc32, encodeZip, hexPrefix, oneLine, openZip } from './zip.js';
-import { writeFileAtomicSync as writeFileAtomic } from '../fs/atomic.js';
 import type { ZipInput } from './zip.js';
 import { encodeTorchPickle, skipPickle, STORAGE_ELEMENT_SIZE, unpickleAt } from './pickle.js';
 import type { PthValue, StorageDtype, StorageLoader } from './pickle.js';
@@ -44,7 +41,7 @@ export function loadPth(source: string | Uint8Array, options: LoadPthOptions = {
   let bytes: Uint8Array;
   if (typeof source === 'string') {
     try {
-      bytes = readFileSync(source);
+      bytes = readFile(source);
     } catch (err) {
       throw new Error(`${name}: cannot read checkpoint (${oneLine(err instanceof Error ? err.message : String(err))})`);
     }
@@ -147,7 +144,7 @@ function loadLegacy(bytes: Uint8Array, name: string, options: LoadPthOptions): P
 
 /** Archive folder name torch uses for a path: the file's base name without its extension. */
 export function archiveNameFor(path: string): string {
-  const base = basename(path);
+  const base = baseName(path);
   const dot = base.lastIndexOf('.');
   const stem = (dot > 0 ? base.slice(0, dot) : base).replace(/[^A-Za-z0-9_.-]/g, '_');
   return stem.length > 0 && stem !== '.' && stem !== '..' ? stem : 'archive';
@@ -162,10 +159,8 @@ export function encodePthChunks(value: PthValue, archiveName = 'archive'): Uint8
   const { pickle, storages } = encodeTorchPickle(value);
   const text = (s: string): Uint8Array => new TextEncoder().encode(s);
   const a = archiveName;
-  const hash = createHash('sha256').update(pickle);
-  for (const s of storages) hash.update(`${s.key}:${crc32(s.bytes)};`);
-  const digest = hash.digest();
-  const id = `${digest.readBigUInt64LE(0).toString().padStart(20, '0')}${digest.readBigUInt64LE(8).toString().padStart(20, '0')}`;
+  const digest = new DataView(sha256([pickle, ...storages.map((s) => `${s.key}:${crc32(s.bytes)};`)]).buffer);
+  const id = `${digest.getBigUint64(0, true).toString().padStart(20, '0')}${digest.getBigUint64(8, true).toString().padStart(20, '0')}`;
   const entries: ZipInput[] = [
     { name: `${a}/data.pkl`, data: pickle },
     { name: `${a}/.format_version`, data: text('1') },

@@ -3,11 +3,10 @@
  * `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__"?: {string: string}}`, then
  * the raw little-endian tensor bytes (offsets are relative to the end of the header).
  */
-import { readFileSync } from 'node:fs';
+import { readFile, writeFileAtomic } from '#host';
 import type { DType, HostTensor, TensorMap } from '../tensor.js';
 import { halfToFloat } from '../tensor.js';
 import { concatChunks, oneLine } from './zip.js';
-import { writeFileAtomicSync as writeFileAtomic } from '../fs/atomic.js';
 
 /** Largest JSON header accepted (same limit as the reference implementation). */
 const MAX_HEADER = 100_000_000;
@@ -179,7 +178,7 @@ export function readSafetensorsWithMetadata(source: string | Uint8Array, name?: 
   if (typeof source !== 'string') return parseSafetensors(source, shown);
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(source);
+    bytes = readFile(source);
   } catch (err) {
     throw new Error(`${oneLine(shown)}: cannot read safetensors file (${oneLine(err instanceof Error ? err.message : String(err))})`);
   }

@@ -2,8 +2,7 @@
  * State dicts from checkpoints: picking the right dict out of a BasicSR / Lightning / plain
  * checkpoint, normalising key prefixes, and strict key / shape matching against a model.
  */
-import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
+import { extName, readFile } from '#host';
 import type { HostTensor, TensorMap } from '../tensor.js';
 import { isHostTensor } from './pickle.js';
 import type { PthValue } from './pickle.js';
@@ -108,11 +107,20 @@ export function loadStateDict(path: string, options: LoadStateDictOptions = {}):
   const name = options.name ?? path;
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = readFile(path);
   } catch (err) {
     throw new Error(`${oneLine(name)}: cannot read checkpoint (${oneLine(err instanceof Error ? err.message : String(err))})`);
   }
-  const ext = extname(path).toLowerCase();
+  return parseStateDict(bytes, path, options);
+}
+
+/**
+ * Model weights from the bytes of a checkpoint file (e.g. one dropped into a web page): the
+ * format comes from `fileName`'s extension, else from the content, as {@link loadStateDict}.
+ */
+export function parseStateDict(bytes: Uint8Array, fileName: string, options: LoadStateDictOptions = {}): TensorMap {
+  const name = options.name ?? fileName;
+  const ext = extName(fileName).toLowerCase();
   const torchExt = ['.pth', '.pt', '.ckpt', '.bin', '.pkl', '.tar'].includes(ext);
   if (ext === '.safetensors' || (!torchExt && !looksLikeTorch(bytes))) {
     const { tensors } = parseSafetensors(bytes, name);

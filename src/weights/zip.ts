@@ -9,7 +9,7 @@
  * The writer produces the same layout as torch (STORED, 64-byte aligned data, `FB` padding
  * field) with sizes and CRCs in the local headers, and zip64 records only where needed.
  */
-import * as zlib from 'node:zlib';
+import { inflateRaw } from '#host';
 import { crc32 } from '../fs/crc32.js';
 
 /** Makes text safe to embed in a one-line error message (control characters escaped). */
@@ -96,7 +96,7 @@ export class ZipArchive {
       data = raw;
     } else if (e.method === 8) {
       try {
-        data = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, e.size) });
+        data = inflateRaw(raw, e.size);
       } catch (err) {
         throw new Error(`${this.file}: zip entry '${oneLine(name)}' cannot be inflated (${oneLine(err instanceof Error ? err.message : String(err))})`);
       }

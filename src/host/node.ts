@@ -1,0 +1,68 @@
+/**
+ * What the library needs from its host, in Node: files, paths, memory and core counts,
+ * zlib and SHA-256. Modules below the CLI import these through `#host` (package.json
+ * `imports`), which resolves to this file in Node and to `web.ts` in browser bundles, so
+ * the graph builder, models, checkpoint readers and restore pipeline run in both.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, freemem } from 'node:os';
+import { basename, extname } from 'node:path';
+import * as zlib from 'node:zlib';
+import { writeFileAtomicSync } from '../fs/atomic.js';
+
+/** Which host this is. */
+export const HOST: 'node' | 'browser' = 'node';
+
+/** The bytes of a file. */
+export function readFile(path: string): Uint8Array {
+  return readFileSync(path);
+}
+
+/** Writes a file atomically (temporary file, then rename): see `src/fs/atomic.ts`. */
+export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): void {
+  writeFileAtomicSync(path, chunks);
+}
+
+/** The last component of a path. */
+export function baseName(path: string): string {
+  return basename(path);
+}
+
+/** The extension of a path's last component, with its dot ('' when none). */
+export function extName(path: string): string {
+  return extname(path);
+}
+
+/** Memory the OS reports as available, in bytes. */
+export function freeMemory(): number {
+  return freemem();
+}
+
+/** Number of CPU cores this process may use. */
+export function cpuCount(): number {
+  return availableParallelism();
+}
+
+/** Inflates raw DEFLATE data of a known size (zip entries). */
+export function inflateRaw(data: Uint8Array, size: number): Uint8Array {
+  return zlib.inflateRawSync(data, { maxOutputLength: Math.max(1, size) });
+}
+
+/** zlib-wrapped DEFLATE (PNG image data). */
+export function deflate(data: Uint8Array): Uint8Array {
+  return zlib.deflateSync(data);
+}
+
+/** zlib's native CRC-32 when this Node has it (faster than the table fallback in `src/fs/crc32.ts`). */
+export const nativeCrc32: ((data: Uint8Array, seed: number) => number) | undefined = (() => {
+  const f = (zlib as { crc32?: (d: Uint8Array, v?: number) => number }).crc32;
+  return typeof f === 'function' ? (d: Uint8Array, seed: number) => f(d, seed) >>> 0 : undefined;
+})();
+
+/** SHA-256 of the concatenation of some bytes and strings. */
+export function sha256(parts: readonly (Uint8Array | string)[]): Uint8Array {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return new Uint8Array(h.digest());
+}

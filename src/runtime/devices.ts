@@ -1,0 +1,2 @@
+/** Execution providers we can ask ORT for. */
+export type Device = 'cpu' | 'cuda' | 'webgpu';

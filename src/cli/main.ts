@@ -14,6 +14,7 @@ const commands: Record<string, () => Promise<Command>> = {
   restore: async () => (await import('./restore.js')).restore,
   inpaint: async () => (await import('./inpaint.js')).inpaint,
   'export-onnx': async () => (await import('./export-onnx.js')).exportOnnxCommand,
+  web: async () => (await import('./web.js')).web,
 };
 
 async function usage(): Promise<string> {

@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   const ctx = await launchChromium(profile);
   try {
     const page = ctx.pages()[0] ?? (await ctx.newPage());
-    await page.goto(`${server.url}?threads=${threads}`);
+    await page.goto(`${server.url}?threads=${threads}`, { timeout: 600_000 });
     await page.waitForFunction(() => document.documentElement.dataset.model, null, { timeout: 600_000 });
     const backend = await page.textContent('#backend');
     const official = preset('realsr-x4');

@@ -41,7 +41,7 @@ before(async () => {
   url = server.url;
   context = await launchChromium(join(tmp, 'profile'));
   page = context.pages()[0] ?? (await context.newPage());
-  await page.goto(url);
+  await page.goto(url, { timeout: 600_000 });
   await page.waitForFunction(() => document.documentElement.dataset.backend && document.documentElement.dataset.model, null, { timeout: 120_000 });
 });
 

@@ -15,9 +15,10 @@ import { f32 } from '../tensor.js';
 import { loadImage } from '../image/io.js';
 import { loadMask } from '../image/mask.js';
 import { listImages, matchByName, stem } from './folder.js';
-import { applyAugment, crop, drawAugment, padBottomRight, stack, type Image } from './tensor-ops.js';
+import { applyAugment, crop, drawAugment, item, padBottomRight, stack, type Image } from './tensor-ops.js';
 import { degradeRealESRGAN, drawKernels, realESRGANOptions, REALESRGAN_CROP_PAD_SIZE, type RealESRGANOptions, type DegradationInfo } from './degrade/realesrgan.js';
 import { imresize, interpolate, imresizeSize } from './degrade/resize.js';
+import { checkMix, degradeBicubic, degradeMild, drawKind, mildOptions, type DegradationKind, type DegradationMix, type MildOptions } from './degrade/mild.js';
 import { drawMask, EVAL_MASKS, maskTensor, type MaskPresetName, type MixedMaskOptions } from './masks.js';
 import { uniform } from './rng.js';
 
@@ -126,18 +127,32 @@ export interface RealESRGANDatasetOptions {
   hflip?: boolean;
   /** Vertical flips and transposes (default false). */
   rot?: boolean;
+  /**
+   * Shares of clean bicubic, mild and Real-ESRGAN samples (default: Real-ESRGAN only). Each
+   * sample draws its kind first; bicubic and mild samples are `gtSize` crops of the image,
+   * degraded alone (`degrade/mild.ts`).
+   */
+  mix?: Partial<DegradationMix>;
+  /** Ranges of the mild kind (default `MILD_OPTIONS`; the scale is the degradation's). */
+  mild?: Partial<MildOptions>;
+  /** Keep decoded images in memory up to this many bytes (default 0: decode every sample). */
+  cacheBytes?: number;
 }
 
 /**
- * A GT-only folder degraded on the fly with the Real-ESRGAN second-order pipeline.
- * `sample` degrades one image with its own batch-level choices; `batch` reproduces the
- * official data flow (per-batch resize/noise/order choices, per-image kernels).
+ * A GT-only folder degraded on the fly with the Real-ESRGAN second-order pipeline (or a mix
+ * of it with clean bicubic and mild samples). `sample` degrades one image with its own
+ * batch-level choices; `batch` reproduces the official data flow (per-batch
+ * resize/noise/order choices, per-image kernels) for the Real-ESRGAN samples.
  */
 export class RealESRGANDataset implements Dataset {
   private constructor(
     readonly files: readonly string[],
     private readonly o: RealESRGANDatasetOptions,
     readonly degradation: RealESRGANOptions,
+    /** The mix of kinds, null for Real-ESRGAN only. */
+    readonly mix: DegradationMix | null,
+    readonly mild: MildOptions,
   ) {}
 
   /** Lists the folder. */
@@ -147,25 +162,60 @@ export class RealESRGANDataset implements Dataset {
     if (!Number.isInteger(cps) || cps % deg.scale !== 0) throw new Error(`Real-ESRGAN dataset: crop size ${cps} must be a multiple of the scale ${deg.scale}`);
     if (deg.gtSize !== null && deg.gtSize > cps) throw new Error(`Real-ESRGAN dataset: gt_size ${deg.gtSize} is larger than the crop size ${cps}`);
     if (o.files && o.files.length === 0) throw new Error(`Real-ESRGAN dataset: no images listed for ${o.root}`);
-    return new RealESRGANDataset(o.files ? [...o.files] : await listImages(o.root, { recursive: o.recursive }), o, deg);
+    const mix = o.mix ? checkMix(o.mix) : null;
+    const mild = mildOptions({ ...o.mild, scale: deg.scale });
+    return new RealESRGANDataset(o.files ? [...o.files] : await listImages(o.root, { recursive: o.recursive }), o, deg, mix, mild);
   }
 
   get size(): number {
     return this.files.length;
   }
 
-  private async gtCrop(index: number, rng: Rng): Promise<Image> {
+  /** Decoded images kept between samples (decoding a photo costs more than degrading a crop of it). */
+  private readonly decoded = new Map<string, Image>();
+  private decodedBytes = 0;
+
+  /** A random `size`² window of image `index` (reflect-padded if smaller), a copy, flipped as configured. */
+  private async window(index: number, size: number, rng: Rng): Promise<Image> {
     checkIndex(index, this.size);
-    const img = await loadRgb(this.o.root, this.files[index]!);
-    const { img: c } = cropOrPad(img, this.o.cropPadSize ?? REALESRGAN_CROP_PAD_SIZE, rng);
+    const name = this.files[index]!;
+    let img = this.decoded.get(name);
+    if (!img) {
+      img = await loadRgb(this.o.root, name);
+      if (this.decodedBytes + img.data.byteLength <= (this.o.cacheBytes ?? 0)) {
+        this.decoded.set(name, img);
+        this.decodedBytes += img.data.byteLength;
+      }
+    }
+    let { img: c } = cropOrPad(img, size, rng);
+    if (c === img) c = { ...img, shape: [...img.shape], data: Float32Array.from(img.data) };
     return applyAugment(c, drawAugment(rng, { hflip: this.o.hflip ?? true, rot: this.o.rot ?? false }));
+  }
+
+  private gtCrop(index: number, rng: Rng): Promise<Image> {
+    return this.window(index, this.o.cropPadSize ?? REALESRGAN_CROP_PAD_SIZE, rng);
   }
 
   private opts(o?: SampleOptions): RealESRGANOptions {
     return o?.patchSize !== undefined ? realESRGANOptions({ ...this.degradation, gtSize: o.patchSize }) : this.degradation;
   }
 
+  /** The sample's kind: drawn first from its generator when there is a mix. */
+  private kind(rng: Rng): DegradationKind {
+    return this.mix ? drawKind(rng, this.mix) : 'realesrgan';
+  }
+
+  /** A clean-bicubic or mild sample: a `gtSize` crop (reflect-padded if smaller) with flips, degraded alone. */
+  private async light(index: number, kind: 'bicubic' | 'mild', rng: Rng, o?: SampleOptions): Promise<Sample> {
+    const gt = await this.window(index, this.opts(o).gtSize ?? this.o.cropPadSize ?? REALESRGAN_CROP_PAD_SIZE, rng);
+    if (kind === 'bicubic') return { lq: await degradeBicubic(gt, this.degradation.scale), gt, name: this.files[index]!, info: { kind } };
+    const r = await degradeMild(gt, rng, this.mild);
+    return { lq: r.lq, gt, name: this.files[index]!, info: { kind, ...r.info } };
+  }
+
   async sample(index: number, rng: Rng, o?: SampleOptions): Promise<Sample> {
+    const kind = this.kind(rng);
+    if (kind !== 'realesrgan') return this.light(index, kind, rng, o);
     const gt = await this.gtCrop(index, rng);
     const kernels = drawKernels(rng, this.degradation);
     const r = await degradeRealESRGAN(gt, rng, this.opts(o), [kernels]);
@@ -175,6 +225,27 @@ export class RealESRGANDataset implements Dataset {
   }
 
   async batch(items: readonly SampleRequest[], rng: Rng, o?: SampleOptions): Promise<SampleBatch> {
+    const kinds = items.map((it) => this.kind(it.rng));
+    const real = items.filter((_, i) => kinds[i] === 'realesrgan');
+    if (real.length < items.length) {
+      // A mixed batch: the Real-ESRGAN samples share the batch's choices, the others are made alone.
+      if (this.degradation.usmTarget) throw new Error('Real-ESRGAN dataset: a degradation mix cannot give USM targets');
+      const realBatch = real.length ? await this.realBatch(real, rng, o) : null;
+      const samples: Sample[] = [];
+      let r = 0;
+      for (const [i, it] of items.entries()) {
+        if (kinds[i] !== 'realesrgan') samples.push(await this.light(it.index, kinds[i] as 'bicubic' | 'mild', it.rng, o));
+        else {
+          samples.push({ lq: item(realBatch!.lq, r), gt: item(realBatch!.gt, r), name: realBatch!.names[r]!, info: { kind: 'realesrgan', ...(realBatch!.info![r] as object) } });
+          r++;
+        }
+      }
+      return stackSamples(samples);
+    }
+    return this.realBatch(items, rng, o);
+  }
+
+  private async realBatch(items: readonly SampleRequest[], rng: Rng, o?: SampleOptions): Promise<SampleBatch> {
     const gts: Image[] = [];
     const kernels = [];
     for (const it of items) {

@@ -20,6 +20,7 @@ import { S2_ALIAS_PREFIXES } from '../models/params.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
 import { loadPth, writePth, isHostTensor, type PthDict, type PthValue } from '../weights/pth.js';
 import { extractStateDict } from '../weights/statedict.js';
+import { readSafetensors } from '../weights/safetensors.js';
 
 /** The folders of an experiment. */
 export interface ExperimentDirs {
@@ -73,6 +74,8 @@ export function saveNetwork(
 
 /** Loads a state dict from a BasicSR checkpoint: `key`, falling back to `params` as BasicSR's load_network does. */
 export function loadNetworkStateDict(path: string, key: string): TensorMap {
+  // A safetensors file (e.g. a bundled model) holds one state dict: it serves every key.
+  if (/\.safetensors$/i.test(path)) return readSafetensors(path);
   const v = loadPth(path);
   const k = v instanceof Map && !v.has(key) && v.has('params') ? 'params' : key;
   return extractStateDict(v, path, v instanceof Map && v.has(k) ? { key: k } : {});

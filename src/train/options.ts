@@ -17,6 +17,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
+import { checkMix, mildOptions, type DegradationMix, type MildOptions } from '../data/degrade/mild.js';
 import { realESRGANOptionsFromBasicSR, REALESRGAN_CROP_PAD_SIZE, REALESRGAN_QUEUE_SIZE, type RealESRGANOptions } from '../data/degrade/realesrgan.js';
 import { type DiffIRConfig, type Task, padMultiple, validateConfig } from '../models/config.js';
 import { OptionError, check, s, type Schema } from './schema.js';
@@ -97,6 +98,16 @@ const DATASET = s.obj({
   final_sinc_prob: s.num(0),
   /** Ours: RealESRGANDataset's GT crop (or reflect pad) size before degrading (BasicSR hard-codes 400). */
   crop_pad_size: s.int(1),
+  /** Ours: RealESRGANDataset's shares of clean bicubic, mild and Real-ESRGAN samples (default: Real-ESRGAN only). */
+  degradation_mix: s.obj({ bicubic: s.num(0), mild: s.num(0), realesrgan: s.num(0) }),
+  /** Ours: ranges of the mix's mild kind (src/data/degrade/mild.ts). */
+  mild_blur_prob: s.num(0),
+  mild_blur_sigma: range2,
+  mild_noise_prob: s.num(0),
+  mild_noise_range: range2,
+  mild_gray_noise_prob: s.num(0),
+  mild_jpeg_prob: s.num(0),
+  mild_jpeg_range: range2,
 });
 
 const OPTIM = s.obj({ type: s.str(), lr: s.num(0), weight_decay: s.num(0), betas: s.list(s.num(0), 2), eps: s.num(0), amsgrad: s.bool() });
@@ -330,6 +341,10 @@ export interface RealESRGANPlan {
   readonly cropPadSize: number;
   /** `meta_info`: GT files relative to `dataroot_gt` (first word of each line); null lists the folder. */
   readonly metaInfo: string | null;
+  /** `degradation_mix` (ours): shares of clean bicubic, mild and Real-ESRGAN samples; null for Real-ESRGAN only. */
+  readonly mix: DegradationMix | null;
+  /** `mild_*` (ours): the mild kind's ranges. */
+  readonly mild: Partial<MildOptions>;
 }
 
 /** A validation metric (`val.metrics.<name>`). */
@@ -523,11 +538,35 @@ function resolveRealESRGAN(
     const half = (degradation.blurKernelSize - 1) / 2;
     if (smallest <= half) problems.push({ key: `${key}.crop_pad_size`, message: `${cropPadSize} is too small for these ranges: the image can shrink to ${smallest} pixels, the ${degradation.blurKernelSize}×${degradation.blurKernelSize} kernels need more than ${half}` });
   }
+  let mix: DegradationMix | null = null;
+  if (d.degradation_mix != null) {
+    try {
+      mix = checkMix(d.degradation_mix as Record<string, unknown>);
+    } catch (e) {
+      problems.push({ key: `${key}.degradation_mix`, message: (e instanceof Error ? e.message : String(e)).replace(/^degradation mix: /, '') });
+    }
+  }
+  const mild: Partial<MildOptions> = {};
+  const mildKeys = { mild_blur_prob: 'blurProb', mild_blur_sigma: 'blurSigma', mild_noise_prob: 'noiseProb', mild_noise_range: 'noiseRange', mild_gray_noise_prob: 'grayNoiseProb', mild_jpeg_prob: 'jpegProb', mild_jpeg_range: 'jpegRange' } as const;
+  for (const [k, field] of Object.entries(mildKeys)) if (d[k] !== undefined) (mild as Record<string, unknown>)[field] = d[k];
+  if (Object.keys(mild).length) {
+    if (!mix || mix.mild === 0) notices.push(`${key}.mild_*: used only when degradation_mix gives the mild kind a share`);
+    try {
+      mildOptions(mild);
+    } catch (e) {
+      const msg = (e instanceof Error ? e.message : String(e)).replace(/^mild degradation: /, '');
+      const field = /^(\w+)/.exec(msg)?.[1] ?? '';
+      const k = Object.entries(mildKeys).find(([, f]) => f === field)?.[0];
+      problems.push({ key: `${key}.${k ?? 'mild_blur_sigma'}`, message: k ? msg.slice(field.length).trim() : msg });
+    }
+  }
   return {
     degradation: degradation ?? ({} as RealESRGANOptions),
     queueSize,
     cropPadSize,
     metaInfo: d.meta_info ? abs(String(d.meta_info)) : null,
+    mix,
+    mild,
   };
 }
 
@@ -680,7 +719,7 @@ export function resolveOptions(f: OptionFile, ctx: ResolveContext = {}): TrainPl
   if (datasets.train && obj(datasets.train).type !== 'RealESRGANDataset') {
     const deg = ['gt_usm', 'l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm', 'resize_prob', 'queue_size', 'high_order_degradation'].filter((k) => opt[k] !== undefined);
     if (deg.length) notices.push(`${deg.join(', ')}: Real-ESRGAN degradation options, ignored with a paired dataset`);
-    const kernels = ['blur_kernel_size', 'kernel_list', 'sinc_prob', 'final_sinc_prob', 'crop_pad_size'].filter((k) => obj(datasets.train)[k] !== undefined);
+    const kernels = ['blur_kernel_size', 'kernel_list', 'sinc_prob', 'final_sinc_prob', 'crop_pad_size', 'degradation_mix'].filter((k) => obj(datasets.train)[k] !== undefined);
     if (kernels.length) notices.push(`datasets.train.${kernels.join(', ')}: RealESRGANDataset options, ignored by ${String(obj(datasets.train).type)}`);
   }
 

@@ -108,6 +108,10 @@ export class RealESRGANTrainDataset implements TrainDataset {
       cropPadSize: this.r.cropPadSize,
       hflip: this.spec.useHflip,
       rot: this.spec.useRot,
+      ...(this.r.mix ? { mix: this.r.mix } : {}),
+      mild: this.r.mild,
+      // Training revisits every photo many times; decoded photos stay in memory (up to 1 GiB per dataset).
+      cacheBytes: 1 << 30,
     });
     return this.opened;
   }

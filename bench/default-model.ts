@@ -9,7 +9,7 @@
  * 256→1024 (median of `--runs`).
  *
  *   node dist/bench/default-model.js [--photos dir-or-file,...] [--crops 2] [--old v1.safetensors]
- *     [--weights W] [--upscalerjs DIR] [--picture out.png] [--runs 3] [--no-timing]
+ *     [--weights W] [--upscalerjs DIR] [--picture out.jpg] [--picture-of chelsea] [--runs 3] [--no-timing]
  *
  * The photos default to ../shared/data/images (never trained on); add the held-out share of the
  * training collection with `--photos ../shared/data/images,<work>/photos/heldout`.
@@ -146,6 +146,8 @@ const weights = flag('weights', DEFAULT_MODEL_PATH);
 const old = flag('old', '');
 const upDir = flag('upscalerjs', '');
 const picture = flag('picture', '');
+/** Photo (stem) whose first crop the picture shows, one row per kind of input. */
+const pictureOf = flag('picture-of', 'chelsea');
 const runs = Number(flag('runs', '3'));
 const timing = !process.argv.includes('--no-timing');
 
@@ -162,14 +164,14 @@ const counts: Record<EvalKind, number> = { clean: 0, mild: 0, heavy: 0 };
 const tiles: Buffer[][] = [];
 for (const p of pairs) {
   counts[p.kind]++;
-  const row: Buffer[] = [await png(p.lq, 4)];
+  const inPicture = picture !== '' && p.name === `${pictureOf}_0`;
+  const row: Buffer[] = inPicture ? [await png(p.lq, 4)] : [];
   for (const m of methods) {
     const out = await m.run(p.lq);
     sums.get(m.name)![p.kind] += measure(out, p.gt, { type: 'psnr', cropBorder: 4, testYChannel: true });
-    if (picture) row.push(await png(out));
+    if (inPicture) row.push(await png(out));
   }
-  row.push(await png(p.gt));
-  if (picture && p.name.endsWith('_0') && tiles.length < 6 && (tiles.length % 3) === EVAL_KINDS.indexOf(p.kind)) tiles.push(row);
+  if (inPicture) tiles.push([...row, await png(p.gt)]);
 }
 for (const m of methods) await m.release?.();
 
@@ -182,11 +184,11 @@ for (const k of EVAL_KINDS) {
   const margin = mean('DiffIR default model', k) - mean(methods[0]!.name, k);
   console.log(`| ${EVAL_KIND_LABEL[k]} | ${methods.map((m) => mean(m.name, k).toFixed(2)).join(' | ')} | ${margin >= 0 ? '+' : ''}${margin.toFixed(2)} dB | +${GOAL[k].toFixed(1)} dB | ${margin >= GOAL[k] ? 'yes' : `no (${(margin - GOAL[k]).toFixed(2)} dB)`} |`);
 }
-if (picture) {
+if (picture && tiles.length) {
   const size = 256;
   const cols = tiles[0]!.length;
   const composite = tiles.flatMap((row, i) => row.map((input, j) => ({ input, left: j * (size + 4), top: i * (size + 4) })));
-  await sharp({ create: { width: cols * (size + 4) - 4, height: tiles.length * (size + 4) - 4, channels: 3, background: '#fff' } }).composite(composite).toFile(picture);
+  await sharp({ create: { width: cols * (size + 4) - 4, height: tiles.length * (size + 4) - 4, channels: 3, background: '#fff' } }).composite(composite).jpeg({ quality: 85 }).toFile(picture);
   console.log(`wrote ${picture} (rows: clean, mild, heavy; columns: LQ ×4 nearest, ${methods.map((m) => m.name).join(', ')}, ground truth)`);
 }
 if (timing) {

@@ -16,7 +16,8 @@ mkdirSync(dirname(DEFAULT_MODEL_PATH), { recursive: true });
 writeSafetensors(DEFAULT_MODEL_PATH, ck.weights, {
   model: 'DiffIRS2',
   config: describeConfig(ck.config),
-  recipe: 'options/default/train_default_S1_x4.yml then train_default_S2_x4.yml on scripts/default-model/prepare.sh data',
-  license: 'trained on Debian plasma-workspace-wallpapers and mate-backgrounds photographs (free licences)',
+  version: '2',
+  recipe: 'scripts/default-model/prepare.sh then train.sh: options/default/train_default_S1_x4.yml (warm-started from v1) then train_default_S2_x4.yml, degradation mix of clean bicubic, mild and Real-ESRGAN',
+  license: 'trained on photographs from Debian packages plasma-workspace-wallpapers, mate-backgrounds (GPL-2+), lomiri-wallpapers-16.04/-20.04 (CC-BY/CC-BY-SA/CC0), python3-skimage (CC0/public domain), python3-scipy (public domain); see scripts/default-model/photos.sh',
 });
 console.log(`wrote ${DEFAULT_MODEL_PATH}: ${ck.parameterCount.toLocaleString('en-US')} parameters, ${describeConfig(ck.config)}`);

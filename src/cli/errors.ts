@@ -3,7 +3,7 @@
  * and the fix. Unexpected errors are reduced to their first line; the stack is shown
  * only with DIFFIR_DEBUG=1.
  */
-import { firstLine } from '../errors.js';
+import { firstLine, sanitize } from '../errors.js';
 
 /** An error whose message is meant for the user as is (exit code 2 for usage errors). */
 export class UserError extends Error {
@@ -13,7 +13,7 @@ export class UserError extends Error {
   }
 }
 
-/** The one-line text to print for any thrown value. */
+/** The one-line text to print for any thrown value (control and bidi characters escaped, at most 2000 characters). */
 export function oneLine(e: unknown): string {
-  return firstLine(e) || 'unknown error';
+  return sanitize(firstLine(e), 2000) || 'unknown error';
 }

@@ -4,7 +4,6 @@
  * hole are kept exactly (the model's output is composited as the official code does).
  * The output format follows the output's extension; the output is written atomically.
  */
-import { existsSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
 import type { Command } from './command.js';
 import { parseCommand, required } from './args.js';
@@ -14,7 +13,9 @@ import { InterruptHandler } from './interrupt.js';
 import { loadModel, modelSetup } from './model.js';
 import { formatOfExtension, modelOptions, positiveIntOption } from './options.js';
 import { Reporter, reportMode } from './progress.js';
-import { loadImage, saveImage } from '../image/io.js';
+import { checkOutputSize, loadImage, saveImage } from '../image/io.js';
+import { probeImage } from '../image/decode.js';
+import { pathExists } from '../fs/atomic.js';
 import { loadMask } from '../image/mask.js';
 
 export const inpaint: Command = {
@@ -47,11 +48,20 @@ export const inpaint: Command = {
     if (!format) throw new UserError(`${out}: cannot tell the output format from the extension; use .png, .jpg, .webp or .tif`, 2);
     const quality = positiveIntOption('inpaint', v, 'quality', 100);
     const overwrite = v.overwrite === true;
-    if (!overwrite && existsSync(out)) throw new UserError(`${out}: file already exists; pass --overwrite to replace it`);
+    if (!overwrite && (await pathExists(out))) throw new UserError(`${out}: file already exists (or is a symbolic link); pass --overwrite to replace it`);
     await prepareOutputFolder(dirname(out));
 
     const reporter = new Reporter(reportMode(v));
     const restorer = loadModel('inpaint', setup);
+    // Pre-flight from the image header, before any pixel is decoded or the model runs.
+    try {
+      const h = await probeImage(input);
+      checkOutputSize(out, format, h.width, h.height);
+      restorer.plan(h.width, h.height, { tile: setup.tile, ...(setup.memoryBudget !== undefined ? { memoryBudget: setup.memoryBudget } : {}) });
+    } catch (e) {
+      await restorer.release();
+      throw e;
+    }
     const interrupt = new InterruptHandler((sig) => reporter.interrupted(sig));
     const t0 = performance.now();
     try {

@@ -41,21 +41,37 @@ export function hasWildcard(s: string): boolean {
   return /[*?]/.test(s);
 }
 
-/** A regular expression for a basename pattern with `*` (any run) and `?` (one character). */
-export function globRegExp(pattern: string, caseInsensitive = process.platform === 'win32' || process.platform === 'darwin'): RegExp {
-  let src = '';
-  for (const ch of pattern) {
-    if (ch === '*') src += '[^/\\\\]*';
-    else if (ch === '?') src += '[^/\\\\]';
-    else src += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${src}$`, caseInsensitive ? 'iu' : 'u');
-}
-
-/** Whether `name` matches the basename pattern (a leading dot must be matched explicitly, as in shells). */
-export function globMatch(pattern: string, name: string): boolean {
+/**
+ * Whether `name` matches the basename pattern: `*` any run of characters, `?` one character,
+ * anything else itself; a leading dot must be matched explicitly, as in shells. Matched in
+ * O(pattern × name) time at worst by the two-pointer method (backtracking only to the last
+ * `*`), never by a regular expression that can backtrack exponentially on long names.
+ */
+export function globMatch(pattern: string, name: string, caseInsensitive = process.platform === 'win32' || process.platform === 'darwin'): boolean {
   if (name.startsWith('.') && !pattern.startsWith('.')) return false;
-  return globRegExp(pattern).test(name);
+  const fold = (s: string): string[] => Array.from(caseInsensitive ? s.toLowerCase() : s);
+  const p = fold(pattern);
+  const n = fold(name);
+  let i = 0;
+  let j = 0;
+  let star = -1;
+  let resume = 0;
+  while (j < n.length) {
+    if (i < p.length && p[i] !== '*' && (p[i] === '?' || p[i] === n[j])) {
+      i++;
+      j++;
+    } else if (i < p.length && p[i] === '*') {
+      star = i++;
+      resume = j;
+    } else if (star >= 0) {
+      i = star + 1;
+      j = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (i < p.length && p[i] === '*') i++;
+  return i === p.length;
 }
 
 const collator = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });

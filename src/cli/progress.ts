@@ -13,6 +13,7 @@
  */
 import type { RestoreProgress } from '../restore/restore.js';
 import type { StopSignal } from './interrupt.js';
+import { escapeUnsafe } from '../errors.js';
 
 export type ReportMode = 'tty' | 'plain' | 'json' | 'quiet';
 
@@ -129,20 +130,20 @@ export class Reporter {
   }
 
   private json(o: Record<string, unknown>): void {
-    this.out.write(`${JSON.stringify(o)}\n`);
+    this.out.write(`${escapeUnsafe(JSON.stringify(o))}\n`);
   }
 
   /** Writes a line on stdout (results), keeping the TTY progress line intact. */
   private result(line: string): void {
     this.clearBar();
-    this.out.write(`${line}\n`);
+    this.out.write(`${escapeUnsafe(line)}\n`);
     this.drawBar();
   }
 
   /** Writes a line on stderr (failures, warnings, notes), keeping the TTY progress line intact. */
   private note(line: string): void {
     this.clearBar();
-    this.err.write(`${line}\n`);
+    this.err.write(`${escapeUnsafe(line)}\n`);
     this.drawBar();
   }
 
@@ -160,7 +161,7 @@ export class Reporter {
       this.json({ event: 'file_start', index: index + 1, total: this.total, file, width: z.width, height: z.height, output_width: z.outWidth, output_height: z.outHeight });
     } else if (this.mode === 'plain' && this.total > 1) {
       const scaled = z.outWidth !== z.width || z.outHeight !== z.height ? ` → ${z.outWidth}×${z.outHeight}` : '';
-      this.err.write(`[${index + 1}/${this.total}] ${file} (${z.width}×${z.height}${scaled})\n`);
+      this.err.write(escapeUnsafe(`[${index + 1}/${this.total}] ${file} (${z.width}×${z.height}${scaled})`) + '\n');
     } else if (this.mode === 'tty') {
       this.timer ??= setInterval(() => this.drawBar(), 250);
       this.timer.unref?.();
@@ -184,7 +185,7 @@ export class Reporter {
     } else if (this.mode === 'plain') {
       if (p.phase === 'tiles' && p.done < p.total && t - c.lastPlain >= 10) {
         c.lastPlain = t;
-        this.err.write(`[${index + 1}/${this.total}] ${c.file}: tile runs ${p.done}/${p.total} (${Math.floor((100 * p.done) / p.total)}%)\n`);
+        this.err.write(`[${index + 1}/${this.total}] ${escapeUnsafe(c.file)}: tile runs ${p.done}/${p.total} (${Math.floor((100 * p.done) / p.total)}%)\n`);
       }
     } else if (this.mode === 'tty') {
       // Redraw at most 10 times a second (tiles can be much faster than that).
@@ -305,7 +306,7 @@ export class Reporter {
 
   private drawBar(): void {
     if (this.mode !== 'tty' || !this.cur) return;
-    const c = this.cur;
+    const c = { ...this.cur, file: escapeUnsafe(this.cur.file) };
     this.lastDraw = this.now();
     const elapsed = this.lastDraw - c.started;
     const f = this.currentFraction(c, elapsed);

@@ -9,9 +9,8 @@
  * written atomically, so an interrupted batch (Ctrl-C, SIGTERM) leaves only complete
  * files; it reports what was done and exits with 130 (143 for SIGTERM).
  */
-import { stat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
-import sharp from 'sharp';
 import type { Command } from './command.js';
 import { parseCommand, required } from './args.js';
 import { UserError, oneLine } from './errors.js';
@@ -21,7 +20,10 @@ import { InterruptHandler } from './interrupt.js';
 import { loadModel, modelSetup } from './model.js';
 import { FORMAT_EXT, type OutputFormat, formatOfExtension, formatOption, modelOptions, positiveIntOption } from './options.js';
 import { Reporter, reportMode } from './progress.js';
-import { loadImage, saveImage } from '../image/io.js';
+import { checkOutputSize, loadImage, saveImage } from '../image/io.js';
+import { probeImage } from '../image/decode.js';
+import type { Restorer } from '../restore/restore.js';
+import { errCode, sanitize } from '../errors.js';
 import { outputScale } from '../models/config.js';
 
 /** One input with its planned output. */
@@ -68,11 +70,68 @@ export function planOutputs(files: readonly InputFile[], dir: string, suffix: st
 /** The reason to print after `<file>: `, without repeating the file name. */
 function reasonFor(e: unknown, file: string): string {
   const msg = oneLine(e);
-  return msg.startsWith(`${file}: `) ? msg.slice(file.length + 2) : msg;
+  for (const shown of [file, sanitize(file, 1024)]) if (msg.startsWith(`${shown}: `)) return msg.slice(shown.length + 2);
+  return msg;
 }
 
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, () => false);
+/** What is at an output path, without following a final symbolic link (a dangling one counts). */
+async function outputState(path: string): Promise<'none' | 'folder' | 'dangling link' | 'exists'> {
+  try {
+    const st = await lstat(path);
+    if (st.isDirectory()) return 'folder';
+    if (st.isSymbolicLink()) {
+      const target = await stat(path).catch((e: unknown) => (errCode(e) === 'ENOENT' ? null : undefined));
+      if (target === null) return 'dangling link';
+      if (target?.isDirectory()) return 'folder';
+    }
+    return 'exists';
+  } catch (e) {
+    if (errCode(e) === 'ENOENT') return 'none';
+    return 'exists';
+  }
+}
+
+/** The pre-flight verdict on one planned file: run it (with its pixel count), skip it, or fail it. */
+export type Verdict = { readonly run: true; readonly pixels: number } | { readonly run: false; readonly skip?: string; readonly problem?: string };
+
+/**
+ * Pre-flight of the whole batch, before the first model run and without decoding any pixels:
+ * output path state (an existing file or dangling link is skipped unless --overwrite; a folder
+ * is a problem), the input (a regular, readable, non-empty file, checked with `stat` so a FIFO
+ * never blocks; its header readable; within the pixel limit), the output size against the output
+ * format's limits, and the memory plan for the image's size.
+ */
+export async function preflight(
+  plan: readonly PlannedFile[],
+  restorer: Pick<Restorer, 'plan'>,
+  scale: number,
+  o: { overwrite: boolean; tile?: number | 'auto'; memoryBudget?: number },
+): Promise<Verdict[]> {
+  const verdicts: Verdict[] = [];
+  for (const f of plan) {
+    if (f.problem) {
+      verdicts.push({ run: false, problem: f.problem });
+      continue;
+    }
+    const state = await outputState(f.output);
+    if (state === 'folder') {
+      verdicts.push({ run: false, problem: `the output ${sanitize(f.output, 1024)} is a folder; choose another output folder or --suffix` });
+      continue;
+    }
+    if (state !== 'none' && !o.overwrite) {
+      verdicts.push({ run: false, skip: `${sanitize(f.output, 1024)} exists${state === 'dangling link' ? ' (a symbolic link to a missing file)' : ''}` });
+      continue;
+    }
+    try {
+      const h = await probeImage(f.input.path);
+      checkOutputSize(f.output, f.format, h.width * scale, h.height * scale);
+      restorer.plan(h.width, h.height, { ...(o.tile !== undefined ? { tile: o.tile } : {}), ...(o.memoryBudget !== undefined ? { memoryBudget: o.memoryBudget } : {}) });
+      verdicts.push({ run: true, pixels: h.width * h.height });
+    } catch (e) {
+      verdicts.push({ run: false, problem: reasonFor(e, f.input.path) });
+    }
+  }
+  return verdicts;
 }
 
 export const restore: Command = {
@@ -125,9 +184,12 @@ export const restore: Command = {
     let processed = 0;
     try {
       reporter.start({ command: 'restore', files: plan.length, output: outDir, weights: setup.weights, task: restorer.config.task, scale, device: setup.device });
-      if (reporter.wantsWork) {
-        reporter.setWork(await Promise.all(plan.map((f) => sharp(f.input.path).metadata().then((m) => (m.width ?? 0) * (m.height ?? 0), () => 0))));
-      }
+      const verdicts = await preflight(plan, restorer, scale, {
+        overwrite,
+        tile: setup.tile,
+        ...(setup.memoryBudget !== undefined ? { memoryBudget: setup.memoryBudget } : {}),
+      });
+      reporter.setWork(verdicts.map((v) => (v.run ? v.pixels : 0)));
       for (const pr of problems) {
         reporter.fileFailed(null, pr.arg, pr.reason);
         failed++;
@@ -136,12 +198,18 @@ export const restore: Command = {
         if (interrupt.signal.aborted) break;
         processed++;
         const file = f.input.path;
-        if (f.problem) {
-          reporter.fileFailed(i, file, f.problem);
+        const v = verdicts[i]!;
+        if (!v.run && v.skip !== undefined) {
+          reporter.fileSkipped(i, file, f.output, v.skip);
+          skipped++;
+          continue;
+        }
+        if (!v.run) {
+          reporter.fileFailed(i, file, v.problem ?? 'cannot be restored');
           failed++;
           continue;
         }
-        if (!overwrite && (await exists(f.output))) {
+        if (!overwrite && (await outputState(f.output)) !== 'none') {
           reporter.fileSkipped(i, file, f.output, `${f.output} exists`);
           skipped++;
           continue;
@@ -173,7 +241,7 @@ export const restore: Command = {
             processed--;
             break;
           }
-          if (!overwrite && (await exists(f.output))) {
+          if (!overwrite && (await outputState(f.output)) !== 'none') {
             // The output appeared while this file was being restored.
             reporter.fileSkipped(i, file, f.output, `${f.output} exists`);
             skipped++;

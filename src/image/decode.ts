@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import sharp from 'sharp';
 import type { Metadata, OutputInfo } from 'sharp';
 import { stripExifHeader } from './metadata.js';
-import { errCode, firstLine } from '../errors.js';
+import { errCode, firstLine, sanitize } from '../errors.js';
 
 /** How strict the decoder is about damaged pixel data (sharp's `failOn`, least to most sensitive). */
 export type FailOn = 'none' | 'truncated' | 'error' | 'warning';
@@ -71,20 +71,27 @@ export function sourceName(source: string | Uint8Array, name?: string): string {
   return typeof source === 'string' ? source : (name ?? '<buffer>');
 }
 
-/** Checks that `path` names a readable, non-empty regular file; throws a one-line error otherwise. */
-async function checkFile(path: string): Promise<void> {
+/**
+ * Checks that `path` names a readable, non-empty regular file; throws a one-line error
+ * otherwise. Only `stat` is used, so a FIFO or a device is refused without being opened (opening
+ * or reading one can block forever).
+ */
+export async function checkImageFile(path: string): Promise<number> {
+  const shown = sanitize(path, 1024);
   let st;
   try {
     st = await stat(path);
   } catch (e) {
     const code = errCode(e);
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new Error(`${path}: file not found`, { cause: e });
-    if (code === 'EACCES' || code === 'EPERM') throw new Error(`${path}: permission denied`, { cause: e });
-    throw new Error(`${path}: cannot read file (${code ?? firstLine(e)})`, { cause: e });
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new Error(`${shown}: file not found`, { cause: e });
+    if (code === 'EACCES' || code === 'EPERM') throw new Error(`${shown}: permission denied`, { cause: e });
+    if (code === 'ELOOP') throw new Error(`${shown}: symbolic link loop`, { cause: e });
+    throw new Error(`${shown}: cannot read file (${code ?? sanitize(firstLine(e))})`, { cause: e });
   }
-  if (st.isDirectory()) throw new Error(`${path}: is a directory, not an image file`);
-  if (!st.isFile()) throw new Error(`${path}: not a regular file`);
-  if (st.size === 0) throw new Error(`${path}: empty file, not an image`);
+  if (st.isDirectory()) throw new Error(`${shown}: is a directory, not an image file`);
+  if (!st.isFile()) throw new Error(`${shown}: not a regular file (a FIFO, socket or device); give an image file`);
+  if (st.size === 0) throw new Error(`${shown}: empty file, not an image`);
+  return st.size;
 }
 
 /** Rephrases a sharp failure as a one-line error naming the source. */
@@ -92,8 +99,69 @@ function unreadable(name: string, e: unknown): Error {
   if (errCode(e) === 'EACCES') return new Error(`${name}: permission denied`, { cause: e });
   let detail = firstLine(e).replace(/^Input (file|buffer) /i, '');
   if (/unsupported image format|^is missing|^is empty/i.test(detail)) detail = '';
-  detail = detail.replace(/^has corrupt header/i, 'corrupt header').replace(/:\s*$/, '').slice(0, 160);
+  detail = sanitize(detail.replace(/^has corrupt header/i, 'corrupt header').replace(/:\s*$/, ''), 160);
   return new Error(`${name}: not a readable image (corrupt or unsupported format${detail ? `; ${detail}` : ''})`, { cause: e });
+}
+
+// What libjpeg, libpng and libtiff say (as warnings only) when the data stops before the pixels do.
+const TRUNCATED = /premature end|truncat|not enough data|unexpected end|short read|read error/i;
+
+/** Header facts of an image, read without decoding its pixels. */
+export interface ImageHeader {
+  /** Decoder name, e.g. png, jpeg, webp, tiff, gif, heif. */
+  format: string;
+  /** Width after EXIF orientation. */
+  width: number;
+  /** Height after EXIF orientation. */
+  height: number;
+  /** Whether the samples are 16-bit (or wider) rather than 8-bit. */
+  wide: boolean;
+  /** Whether the image has an alpha channel. */
+  hasAlpha: boolean;
+}
+
+/**
+ * Reads an image's header only (no pixel is decoded) and checks its size against the pixel
+ * limit: what the batch pre-flight of `diffir restore` needs to refuse a file before any work.
+ * @throws {Error} one-line message naming the source: missing, not a regular file, empty, unreadable, too large
+ */
+export async function probeImage(source: string | Uint8Array, opts: DecodeOptions = {}): Promise<ImageHeader> {
+  return (await readHeader(source, opts)).header;
+}
+
+async function readHeader(source: string | Uint8Array, opts: DecodeOptions): Promise<{ header: ImageHeader; meta: Metadata; input: string | Buffer; name: string }> {
+  const name = sanitize(sourceName(source, opts.name), 1024);
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  let input: string | Buffer;
+  if (typeof source === 'string') {
+    await checkImageFile(source);
+    input = source;
+  } else {
+    if (source.length === 0) throw new Error(`${name}: empty buffer, not an image`);
+    input = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+  }
+  let meta: Metadata;
+  try {
+    meta = await sharp(input, { failOn: opts.failOn ?? 'error', limitInputPixels: false }).metadata();
+  } catch (e) {
+    throw unreadable(name, e);
+  }
+  const pixels = meta.width * meta.height;
+  if (!(pixels > 0)) throw new Error(`${name}: not a readable image (its header gives no size)`);
+  if (maxPixels > 0 && Number.isFinite(maxPixels) && pixels > maxPixels) {
+    throw new Error(
+      `${name}: image too large (${meta.width}x${meta.height} = ${pixels} pixels; the limit is ${maxPixels}, raise the pixel limit to load it)`,
+    );
+  }
+  const turned = (meta.orientation ?? 1) >= 5;
+  const header: ImageHeader = {
+    format: String(meta.format),
+    width: turned ? meta.height : meta.width,
+    height: turned ? meta.width : meta.height,
+    wide: meta.depth !== 'uchar' && meta.depth !== 'char',
+    hasAlpha: meta.hasAlpha,
+  };
+  return { header, meta, input, name };
 }
 
 /**
@@ -106,40 +174,26 @@ function unreadable(name: string, e: unknown): Error {
  * @throws {Error} one-line message naming the source: missing, empty, unreadable, too large
  */
 export async function decodePixels(source: string | Uint8Array, opts: DecodeOptions = {}): Promise<DecodedPixels> {
-  const name = sourceName(source, opts.name);
   const failOn = opts.failOn ?? 'error';
-  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  let input: string | Buffer;
-  if (typeof source === 'string') {
-    await checkFile(source);
-    input = source;
-  } else {
-    if (source.length === 0) throw new Error(`${name}: empty buffer, not an image`);
-    input = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
-  }
-
-  let meta: Metadata;
-  try {
-    meta = await sharp(input, { failOn, limitInputPixels: false }).metadata();
-  } catch (e) {
-    throw unreadable(name, e);
-  }
-  const pixels = meta.width * meta.height;
-  if (maxPixels > 0 && Number.isFinite(maxPixels) && pixels > maxPixels) {
-    throw new Error(
-      `${name}: image too large (${meta.width}x${meta.height} = ${pixels} pixels; the limit is ${maxPixels}, raise the pixel limit to load it)`,
-    );
-  }
-
-  const is16 = meta.depth !== 'uchar' && meta.depth !== 'char';
+  const { meta, input, name, header } = await readHeader(source, opts);
+  const is16 = header.wide;
   let out: { data: Buffer; info: OutputInfo };
+  const warnings: string[] = [];
   try {
-    out = await sharp(input, { failOn, autoOrient: true, ignoreIcc: true, limitInputPixels: false })
+    const pipe = sharp(input, { failOn, autoOrient: true, ignoreIcc: true, limitInputPixels: false });
+    pipe.on('warning', (w: unknown) => warnings.push(String(w)));
+    out = await pipe
       .toColourspace(is16 ? 'rgb16' : 'srgb')
       .raw(is16 ? { depth: 'ushort' } : {})
       .toBuffer({ resolveWithObject: true });
   } catch (e) {
     throw unreadable(name, e);
+  }
+  // libjpeg only warns when the data ends before the rows its header promises (the missing rows
+  // come back grey): refuse such files unless the caller asked for leniency.
+  const truncated = warnings.find((w) => TRUNCATED.test(w));
+  if (truncated !== undefined && (failOn === 'error' || failOn === 'warning')) {
+    throw new Error(`${name}: truncated or damaged image data (${sanitize(firstLine(truncated), 160)}); the file is incomplete`);
   }
   const { info } = out;
   if (info.channels !== 3 && info.channels !== 4) {

@@ -1,5 +1,7 @@
 /** Image IO on sharp: loading, saving, masks and resizing of host tensors. */
-export { DEFAULT_MAX_PIXELS, loadImage, quantize, saveImage } from './io.js';
+export { DEFAULT_MAX_PIXELS, MAX_OUTPUT_SIDE, checkOutputSize, loadImage, quantize, saveImage } from './io.js';
+export { checkImageFile, probeImage } from './decode.js';
+export type { ImageHeader } from './decode.js';
 export type { DecodeOptions, FailOn, ImageFormat, LoadedImage, LoadOptions, SaveableImage, SaveOptions, SaveResult } from './io.js';
 export { loadMask } from './mask.js';
 export type { MaskOptions } from './mask.js';

@@ -8,6 +8,7 @@
  * rounding half to even), re-attaches alpha and metadata, and writes atomically.
  */
 import { mkdir, stat } from 'node:fs/promises';
+import { constants as bufferConstants } from 'node:buffer';
 import { dirname, extname } from 'node:path';
 import { existsError, folderError, pathExists, writeFileAtomic } from '../fs/atomic.js';
 import sharp from 'sharp';
@@ -169,6 +170,32 @@ function resolveFormat(path: string, format: string | undefined): SaveResult['fo
   return f;
 }
 
+/**
+ * Largest width and height each output format holds: libjpeg 65535, libwebp 16383; PNG and
+ * TIFF are limited by libvips' coordinate limit (10,000,000).
+ */
+export const MAX_OUTPUT_SIDE: Readonly<Record<SaveResult['format'], number>> = { png: 10_000_000, jpeg: 65535, webp: 16383, tiff: 10_000_000 };
+
+/**
+ * Checks, before any work, that an image of `width`×`height` can be written as `format`
+ * (`jpg` or `jpeg`, `png`, `webp`, `tiff`): the format's side limit, and the encoder's input
+ * buffer (RGBA, 16-bit at most) within what one buffer can hold. Throws a one-line error naming `path`.
+ */
+export function checkOutputSize(path: string, format: string, width: number, height: number): void {
+  const f = normaliseFormat(format);
+  if (!f) throw new Error(`${path}: unsupported output format '${format}' (use png, jpg, webp or tiff)`);
+  const max = MAX_OUTPUT_SIDE[f];
+  if (width > max || height > max) {
+    const fit = (Object.keys(MAX_OUTPUT_SIDE) as SaveResult['format'][]).filter((g) => width <= MAX_OUTPUT_SIDE[g] && height <= MAX_OUTPUT_SIDE[g]);
+    throw new Error(
+      `${path}: a ${width}×${height} result cannot be saved as ${f.toUpperCase()} (at most ${max} pixels a side)${fit.length ? `; choose ${fit.join(' or ')} with --format` : ''}`,
+    );
+  }
+  if (width * height * 4 * 2 > bufferConstants.MAX_LENGTH) {
+    throw new Error(`${path}: a ${width}×${height} result is too large to encode in one buffer (${bufferConstants.MAX_LENGTH} bytes at most)`);
+  }
+}
+
 function checkQuality(path: string, q: number | undefined): void {
   if (q === undefined) return;
   if (!Number.isInteger(q) || q < 1 || q > 100) throw new Error(`${path}: quality must be an integer from 1 to 100, got ${q}`);
@@ -196,6 +223,7 @@ export async function saveImage(path: string, img: SaveableImage, opts: SaveOpti
   const height = shape[2]!;
   const width = shape[3]!;
   if (!(width > 0 && height > 0)) throw new Error(`${path}: image tensor is empty ([${shape.join(',')}])`);
+  checkOutputSize(path, format, width, height);
   const warnings: string[] = [];
   let alpha = img.alpha ?? null;
   if (alpha) {

@@ -95,10 +95,8 @@ export class Restorer {
     if (o.mask && (o.mask.shape[2] !== H || o.mask.shape[3] !== W)) {
       throw new Error(`mask is ${o.mask.shape[3]}×${o.mask.shape[2]} but the image is ${W}×${H}; they must be the same size`);
     }
-    checkImageSize(cfg, H, W);
+    const tile = this.plan(W, H, o);
     const [ph, pw] = paddedSize(cfg, H, W);
-    const budget = o.memoryBudget ?? defaultMemoryBudget();
-    const tile = this.chooseTile(ph, pw, o.tile ?? 'auto', budget);
     const xT: HostTensor = { dtype: 'float32', shape: [1, IPR_DIM], data: new Rng(o.seed ?? 0).normals(IPR_DIM) };
     const feeds: Record<string, HostTensor> = { [RESTORE_IO.image]: img.rgb, [RESTORE_IO.xT]: xT };
     if (o.mask) feeds[RESTORE_IO.mask] = o.mask;
@@ -158,6 +156,18 @@ export class Restorer {
       ipr: Float32Array.from(ipr),
       tile,
     };
+  }
+
+  /**
+   * Decides, from the image size alone, how a `width`×`height` image will run: 0 for the whole
+   * image, else the tile side. Throws a one-line error when it cannot be restored (too small,
+   * or over the memory budget even in tiles), so a batch can refuse a file before decoding it.
+   */
+  plan(width: number, height: number, o: Pick<RestoreOptions, 'tile' | 'memoryBudget'> = {}): number {
+    const cfg = this.config;
+    checkImageSize(cfg, height, width);
+    const [ph, pw] = paddedSize(cfg, height, width);
+    return this.chooseTile(ph, pw, o.tile ?? 'auto', o.memoryBudget ?? defaultMemoryBudget());
   }
 
   private sessionOptions() {

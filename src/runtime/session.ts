@@ -12,6 +12,9 @@ import type { Device } from './devices.js';
 
 export type { Device };
 
+// The process-wide logger too (environment creation): ORT's own lines would sit beside our one-line errors.
+ort.env.logLevel = 'fatal';
+
 /** Options for creating a session. */
 export interface SessionOptions {
   /** Intra-op threads; default all cores. */
@@ -88,7 +91,9 @@ export class Session {
       graphOptimizationLevel: o.optimization ?? 'all',
       enableCpuMemArena: o.memoryArena ?? true,
       enableMemPattern: true,
-      logSeverityLevel: 3,
+      // Fatal only: ORT would otherwise print its own coloured line to stderr beside the error
+      // it also throws, which we report as our one `diffir:` line.
+      logSeverityLevel: 4,
     };
     if (o.profilePrefix) {
       opts.enableProfiling = true;

@@ -14,7 +14,7 @@
  */
 import type { DType, HostTensor } from '../tensor.js';
 import { halfToFloat } from '../tensor.js';
-import { oneLine } from './zip.js';
+import { sanitize } from '../errors.js';
 
 /** A torch dtype object found in a pickle (e.g. `torch.float32`), by its torch name. */
 export class PthDtype {
@@ -315,7 +315,7 @@ function fmtDims(d: readonly number[]): string {
 
 /** Rebuilds a contiguous host tensor from a storage view (offset, size, stride in elements). */
 function rebuildTensor(ctx: TensorContext, storage: StorageRef, offset: number, size: readonly number[], stride: readonly number[]): HostTensor {
-  const where = `tensor of size ${fmtDims(size)} on storage '${oneLine(storage.key)}'`;
+  const where = `tensor of size ${fmtDims(size)} on storage '${sanitize(storage.key)}'`;
   if (size.length !== stride.length) throw new Error(`${ctx.name}: ${where} has ${stride.length} strides for ${size.length} dimensions`);
   if (size.length > 64) throw new Error(`${ctx.name}: ${where} has too many dimensions (${size.length})`);
   let n = 1;
@@ -418,7 +418,7 @@ class Unpickler {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const fixed = opts.maxTensorBytes;
     this.ctx = {
-      name: oneLine(opts.name),
+      name: sanitize(opts.name),
       bigEndian: opts.bigEndian ?? false,
       budget: fixed ?? 1 << 30,
       perStorageByte: fixed === undefined ? 16 : 0,
@@ -547,7 +547,7 @@ class Unpickler {
   private global(module: string, name: string): unknown {
     const g = resolveGlobal(module, name);
     if (g) return g;
-    const full = oneLine(`${module}.${name}`);
+    const full = sanitize(`${module}.${name}`);
     if (this.opts.allowOpaqueGlobals) return new GlobalRef(module, name, 'opaque');
     return this.fail(`refusing to load global '${full}' (only tensors and dicts are allowed)`);
   }
@@ -558,13 +558,13 @@ class Unpickler {
     if (!(type instanceof GlobalRef) || type.kind !== 'storage' || !type.storageDtype) return this.fail(`persistent id names ${describe(type)}, not a storage class`);
     if (typeof keyV !== 'string') return this.fail(`storage key ${describe(keyV)} is not a string`);
     const location = typeof locV === 'string' ? locV : 'cpu';
-    const numel = this.int(numelV, `the size of storage '${oneLine(keyV)}'`);
-    if (numel < 0) this.fail(`storage '${oneLine(keyV)}' has a negative size`);
+    const numel = this.int(numelV, `the size of storage '${sanitize(keyV)}'`);
+    if (numel < 0) this.fail(`storage '${sanitize(keyV)}' has a negative size`);
     const dtype = type.storageDtype;
     const cacheKey = `${keyV}\u0000${dtype}`;
     let root = this.storages.get(cacheKey);
     if (!root) {
-      if (!this.opts.loadStorage) this.fail(`pickle refers to storage '${oneLine(keyV)}' but no storages are available`);
+      if (!this.opts.loadStorage) this.fail(`pickle refers to storage '${sanitize(keyV)}' but no storages are available`);
       if (this.opts.dryRun) {
         this.opts.loadStorage(keyV, dtype, numel, location);
         root = new StorageRef(keyV, dtype, numel, new Uint8Array(0));
@@ -574,13 +574,13 @@ class Unpickler {
       const es = STORAGE_ELEMENT_SIZE[dtype];
       const bytes = this.opts.loadStorage(keyV, dtype, numel, location);
       if (bytes.length < numel * es) {
-        this.fail(`storage '${oneLine(keyV)}' declares ${numel} ${dtype} elements (${numel * es} bytes) but holds only ${bytes.length} bytes`);
+        this.fail(`storage '${sanitize(keyV)}' declares ${numel} ${dtype} elements (${numel * es} bytes) but holds only ${bytes.length} bytes`);
       }
       root = new StorageRef(keyV, dtype, numel, bytes.subarray(0, numel * es));
       this.ctx.budget += root.bytes.length * this.ctx.perStorageByte;
       this.storages.set(cacheKey, root);
     } else if (root.numel !== numel) {
-      this.fail(`storage '${oneLine(keyV)}' is declared with ${root.numel} and with ${numel} elements`);
+      this.fail(`storage '${sanitize(keyV)}' is declared with ${root.numel} and with ${numel} elements`);
     }
     if (this.opts.dryRun) return root;
     if (viewMeta === undefined || viewMeta === null) return root;
@@ -588,7 +588,7 @@ class Unpickler {
     if (!Array.isArray(viewMeta) || viewMeta.length !== 3) return this.fail(`unsupported storage view ${describe(viewMeta)}`);
     const off = this.int(viewMeta[1], 'a storage view offset');
     const vsize = this.int(viewMeta[2], 'a storage view size');
-    if (off < 0 || vsize < 0 || off + vsize > root.numel) this.fail(`storage view ${off}+${vsize} lies outside storage '${oneLine(keyV)}' of ${root.numel} elements`);
+    if (off < 0 || vsize < 0 || off + vsize > root.numel) this.fail(`storage view ${off}+${vsize} lies outside storage '${sanitize(keyV)}' of ${root.numel} elements`);
     const es = STORAGE_ELEMENT_SIZE[dtype];
     return new StorageRef(String(viewMeta[0]), dtype, vsize, root.bytes.subarray(off * es, (off + vsize) * es));
   }
@@ -965,7 +965,7 @@ class Unpickler {
       seen.add(x);
       if (depth > MAX_DEPTH) this.fail('checkpoint nests too deeply');
       if (x instanceof GlobalRef) this.fail(`checkpoint holds a bare reference to ${x.full}, not data`);
-      if (x instanceof StorageRef) this.fail(`checkpoint holds a bare storage '${oneLine(x.key)}' outside a tensor`);
+      if (x instanceof StorageRef) this.fail(`checkpoint holds a bare storage '${sanitize(x.key)}' outside a tensor`);
       if (x instanceof Map) for (const e of x.values()) walk(e, depth + 1);
       else if (Array.isArray(x)) for (const e of x) walk(e, depth + 1);
       else if (x instanceof PthOpaque) {
@@ -994,15 +994,15 @@ function decodeLong(b: Uint8Array): number | bigint {
 
 function describe(v: unknown): string {
   if (v === null) return 'None';
-  if (v instanceof GlobalRef) return `'${oneLine(v.full)}'`;
-  if (v instanceof StorageRef) return `storage '${oneLine(v.key)}'`;
+  if (v instanceof GlobalRef) return `'${sanitize(v.full)}'`;
+  if (v instanceof StorageRef) return `storage '${sanitize(v.key)}'`;
   if (v instanceof PthDtype) return v.toString();
-  if (v instanceof PthOpaque) return `an object of '${oneLine(v.global)}'`;
+  if (v instanceof PthOpaque) return `an object of '${sanitize(v.global)}'`;
   if (v instanceof Map) return 'a dict';
   if (Array.isArray(v)) return Object.isFrozen(v) ? `a tuple of ${v.length}` : `a list of ${v.length}`;
   if (v instanceof Uint8Array) return `${v.length} bytes`;
   if (isHostTensor(v)) return 'a tensor';
-  if (typeof v === 'string') return `'${oneLine(v.length > 40 ? v.slice(0, 40) + '…' : v)}'`;
+  if (typeof v === 'string') return `'${sanitize(v.length > 40 ? v.slice(0, 40) + '…' : v)}'`;
   return typeof v === 'object' ? 'an object' : String(v);
 }
 
@@ -1029,7 +1029,7 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): PthValue 
 export function skipPickle(bytes: Uint8Array, start: number, name: string): number {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const fail = (msg: string): never => {
-    throw new Error(`${oneLine(name)}: ${msg}`);
+    throw new Error(`${sanitize(name)}: ${msg}`);
   };
   let p = start;
   const need = (n: number): void => {
@@ -1274,7 +1274,7 @@ class TorchPickler {
   }
 
   private tensor(t: HostTensor): void {
-    if (!Object.prototype.hasOwnProperty.call(STORAGE_CLASS_OF, t.dtype)) throw new Error(`pickle writer: unsupported tensor dtype '${oneLine(String(t.dtype))}'`);
+    if (!Object.prototype.hasOwnProperty.call(STORAGE_CLASS_OF, t.dtype)) throw new Error(`pickle writer: unsupported tensor dtype '${sanitize(String(t.dtype))}'`);
     if (!arrayFits(t.dtype, t.data)) throw new Error(`pickle writer: a ${t.dtype} tensor holds a ${t.data.constructor.name}, not the matching typed array`);
     let n = 1;
     for (const d of t.shape) {
@@ -1337,7 +1337,7 @@ class TorchPickler {
       return this.out.f64be(v);
     }
     if (v instanceof PthDtype) return this.global('torch', v.name);
-    if (v instanceof PthOpaque) throw new Error(`pickle writer: cannot write a placeholder for '${oneLine(v.global)}'`);
+    if (v instanceof PthOpaque) throw new Error(`pickle writer: cannot write a placeholder for '${sanitize(v.global)}'`);
     if (this.active.has(v)) throw new Error('pickle writer: value contains a cycle');
     if (v instanceof Uint8Array) {
       this.global('_codecs', 'encode');

@@ -7,7 +7,9 @@
  * series of pickles followed by the raw storages; both are read. Only the zip format is written.
  */
 import { baseName, readFile, sha256, writeFileAtomic } from '#host';
-import { concatChunks, crc32, encodeZip, hexPrefix, oneLine, openZip } from './zip.js';
+import { concatChunks, crc32, encodeZip, hexPrefix, openZip } from './zip.js';
+import { sanitize } from '../errors.js';
+import { ReadBudget } from './budget.js';
 import type { ZipInput } from './zip.js';
 import { encodeTorchPickle, skipPickle, STORAGE_ELEMENT_SIZE, unpickleAt } from './pickle.js';
 import type { PthValue, StorageDtype, StorageLoader } from './pickle.js';
@@ -25,6 +27,8 @@ export interface LoadPthOptions {
   readonly verifyCrc?: boolean;
   /** Cap on the bytes of all tensors materialised (default: 1 GiB + 16 × the stored tensor bytes). */
   readonly maxTensorBytes?: number;
+  /** Memory the reader may allocate for this file (default 64 × its size + 256 MiB; see README). */
+  readonly maxBytes?: number;
 }
 
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
@@ -37,13 +41,13 @@ const LEGACY_PROTOCOL = 1001;
  * OrderedDict are refused. Throws a one-line Error naming the file for anything malformed.
  */
 export function loadPth(source: string | Uint8Array, options: LoadPthOptions = {}): PthValue {
-  const name = oneLine(options.name ?? (typeof source === 'string' ? source : '<bytes>'));
+  const name = sanitize(options.name ?? (typeof source === 'string' ? source : '<bytes>'));
   let bytes: Uint8Array;
   if (typeof source === 'string') {
     try {
       bytes = readFile(source);
     } catch (err) {
-      throw new Error(`${name}: cannot read checkpoint (${oneLine(err instanceof Error ? err.message : String(err))})`);
+      throw new Error(`${name}: cannot read checkpoint (${sanitize(err instanceof Error ? err.message : String(err))})`);
     }
   } else bytes = source;
   if (bytes.length >= 3 && bytes[0] === 0x80 && bytes[1] === 0x02 && bytes[2] === 0x8a) return loadLegacy(bytes, name, options);
@@ -56,7 +60,7 @@ export function readPth(source: string | Uint8Array, name?: string): PthValue {
 }
 
 function loadZipCheckpoint(bytes: Uint8Array, name: string, options: LoadPthOptions): PthValue {
-  const zip = openZip(bytes, name, { verifyCrc: options.verifyCrc ?? true });
+  const zip = openZip(bytes, name, { verifyCrc: options.verifyCrc ?? true, budget: new ReadBudget(name, bytes.length, options.maxBytes) });
   const names = zip.names();
   const firstDir = names.length > 0 ? names[0]!.split('/')[0]! : '';
   let pkl = zip.has(`${firstDir}/data.pkl`) ? `${firstDir}/data.pkl` : names.find((n) => /^[^/]+\/data\.pkl$/.test(n));
@@ -68,13 +72,14 @@ function loadZipCheckpoint(bytes: Uint8Array, name: string, options: LoadPthOpti
   if (zip.has(`${prefix}byteorder`)) {
     const order = new TextDecoder().decode(zip.read(`${prefix}byteorder`)).trim();
     if (order === 'big') bigEndian = true;
-    else if (order !== 'little') throw new Error(`${name}: unknown byteorder record '${oneLine(order.slice(0, 20))}'`);
+    else if (order !== 'little') throw new Error(`${name}: unknown byteorder record '${sanitize(order.slice(0, 20))}'`);
   }
 
-  const loadStorage: StorageLoader = (key) => {
+  const loadStorage: StorageLoader = (key, dtype, numel) => {
     const entry = `${prefix}data/${key}`;
-    if (!zip.has(entry)) throw new Error(`${name}: storage '${oneLine(key)}' is missing (no zip entry '${oneLine(entry)}')`);
-    return zip.read(entry);
+    if (!zip.has(entry)) throw new Error(`${name}: storage '${sanitize(key)}' is missing (no zip entry '${sanitize(entry)}')`);
+    // A compressed storage may inflate to what its declared size needs, and no more.
+    return zip.read(entry, numel * STORAGE_ELEMENT_SIZE[dtype]);
   };
   return unpickleAt(zip.read(pkl), 0, {
     name,
@@ -118,13 +123,13 @@ function loadLegacy(bytes: Uint8Array, name: string, options: LoadPthOptions): P
   let pos = keysPickle.end;
   for (const key of keysPickle.value as string[]) {
     const d = declared.get(key);
-    if (!d) throw new Error(`${name}: legacy checkpoint stores storage '${oneLine(key)}' that no tensor uses`);
-    if (pos + 8 > bytes.length) throw new Error(`${name}: truncated legacy checkpoint (storage '${oneLine(key)}' header missing)`);
+    if (!d) throw new Error(`${name}: legacy checkpoint stores storage '${sanitize(key)}' that no tensor uses`);
+    if (pos + 8 > bytes.length) throw new Error(`${name}: truncated legacy checkpoint (storage '${sanitize(key)}' header missing)`);
     const n = view.getBigInt64(pos, true);
     pos += 8;
     const es = STORAGE_ELEMENT_SIZE[d.dtype];
     if (n < 0n || n * BigInt(es) > BigInt(bytes.length - pos)) {
-      throw new Error(`${name}: truncated legacy checkpoint (storage '${oneLine(key)}' declares ${n} elements, past the end of the file)`);
+      throw new Error(`${name}: truncated legacy checkpoint (storage '${sanitize(key)}' declares ${n} elements, past the end of the file)`);
     }
     const len = Number(n) * es;
     data.set(key, bytes.subarray(pos, pos + len));
@@ -134,7 +139,7 @@ function loadLegacy(bytes: Uint8Array, name: string, options: LoadPthOptions): P
     name,
     loadStorage: (key) => {
       const b = data.get(key);
-      if (!b) throw new Error(`${name}: storage '${oneLine(key)}' is missing from the legacy checkpoint`);
+      if (!b) throw new Error(`${name}: storage '${sanitize(key)}' is missing from the legacy checkpoint`);
       return b;
     },
     ...(options.allowOpaqueGlobals !== undefined ? { allowOpaqueGlobals: options.allowOpaqueGlobals } : {}),

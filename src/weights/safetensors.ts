@@ -6,7 +6,8 @@
 import { readFile, writeFileAtomic } from '#host';
 import type { DType, HostTensor, TensorMap } from '../tensor.js';
 import { halfToFloat } from '../tensor.js';
-import { concatChunks, oneLine } from './zip.js';
+import { concatChunks } from './zip.js';
+import { sanitize } from '../errors.js';
 
 /** Largest JSON header accepted (same limit as the reference implementation). */
 const MAX_HEADER = 100_000_000;
@@ -103,7 +104,7 @@ function isCount(v: unknown): v is number {
  * offsets outside the data or overlapping tensors, or sizes that do not match shapes.
  */
 export function parseSafetensors(bytes: Uint8Array, name = '<bytes>'): SafetensorsContents {
-  name = oneLine(name);
+  name = sanitize(name);
   if (bytes.length < 8) throw new Error(`${name}: truncated safetensors file (${bytes.length} bytes, no header length)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = view.getBigUint64(0, true);
@@ -114,7 +115,7 @@ export function parseSafetensors(bytes: Uint8Array, name = '<bytes>'): Safetenso
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen)));
   } catch (err) {
-    throw new Error(`${name}: safetensors header is not valid JSON (${oneLine(err instanceof Error ? err.message : String(err))})`);
+    throw new Error(`${name}: safetensors header is not valid JSON (${sanitize(err instanceof Error ? err.message : String(err))})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new Error(`${name}: safetensors header is not a JSON object`);
   const dataStart = 8 + headerLen;
@@ -122,11 +123,11 @@ export function parseSafetensors(bytes: Uint8Array, name = '<bytes>'): Safetenso
   const metadata = new Map<string, string>();
   const spans: { key: string; begin: number; end: number; tag: string; shape: number[] }[] = [];
   for (const [key, value] of Object.entries(header as Record<string, unknown>)) {
-    const shown = oneLine(key);
+    const shown = sanitize(key);
     if (key === '__metadata__') {
       if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${name}: safetensors __metadata__ is not an object`);
       for (const [mk, mv] of Object.entries(value as Record<string, unknown>)) {
-        if (typeof mv !== 'string') throw new Error(`${name}: safetensors __metadata__ value for '${oneLine(mk)}' is not a string`);
+        if (typeof mv !== 'string') throw new Error(`${name}: safetensors __metadata__ value for '${sanitize(mk)}' is not a string`);
         metadata.set(mk, mv);
       }
       continue;
@@ -134,7 +135,7 @@ export function parseSafetensors(bytes: Uint8Array, name = '<bytes>'): Safetenso
     if (typeof value !== 'object' || value === null) throw new Error(`${name}: tensor '${shown}' has a malformed header entry`);
     const { dtype, shape, data_offsets: offsets } = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof dtype !== 'string' || !Object.prototype.hasOwnProperty.call(FILE_DTYPES, dtype)) {
-      throw new Error(`${name}: tensor '${shown}' has unsupported dtype ${oneLine(JSON.stringify(dtype) ?? 'undefined')}`);
+      throw new Error(`${name}: tensor '${shown}' has unsupported dtype ${sanitize(JSON.stringify(dtype) ?? 'undefined')}`);
     }
     if (!Array.isArray(shape) || shape.length > 64 || !shape.every(isCount)) throw new Error(`${name}: tensor '${shown}' has a malformed shape`);
     if (!Array.isArray(offsets) || offsets.length !== 2 || !isCount(offsets[0]) || !isCount(offsets[1]) || offsets[0] > offsets[1]) {
@@ -152,11 +153,13 @@ export function parseSafetensors(bytes: Uint8Array, name = '<bytes>'): Safetenso
     }
     spans.push({ key, begin, end, tag: dtype, shape: shape as number[] });
   }
-  const sorted = [...spans].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  // Empty tensors occupy no bytes, so they take no part in the overlap check (compared only with
+  // their sorted neighbour, one placed between two overlapping tensors used to hide the overlap).
+  const sorted = spans.filter((s) => s.end > s.begin).sort((a, b) => a.begin - b.begin || a.end - b.end);
   for (let i = 1; i < sorted.length; i++) {
     const a = sorted[i - 1]!;
     const b = sorted[i]!;
-    if (b.begin < a.end && b.end > b.begin) throw new Error(`${name}: tensors '${oneLine(a.key)}' and '${oneLine(b.key)}' overlap in the data`);
+    if (b.begin < a.end) throw new Error(`${name}: tensors '${sanitize(a.key)}' and '${sanitize(b.key)}' overlap in the data`);
   }
   const tensors: TensorMap = new Map();
   for (const s of spans) {
@@ -180,22 +183,22 @@ export function readSafetensorsWithMetadata(source: string | Uint8Array, name?: 
   try {
     bytes = readFile(source);
   } catch (err) {
-    throw new Error(`${oneLine(shown)}: cannot read safetensors file (${oneLine(err instanceof Error ? err.message : String(err))})`);
+    throw new Error(`${sanitize(shown)}: cannot read safetensors file (${sanitize(err instanceof Error ? err.message : String(err))})`);
   }
   return parseSafetensors(bytes, shown);
 }
 
 function tensorBytes(key: string, t: HostTensor): Uint8Array {
   const tag = DTYPE_TAG[t.dtype];
-  if (!tag) throw new Error(`safetensors writer: tensor '${oneLine(key)}' has unsupported dtype '${oneLine(String(t.dtype))}'`);
+  if (!tag) throw new Error(`safetensors writer: tensor '${sanitize(key)}' has unsupported dtype '${sanitize(String(t.dtype))}'`);
   let n = 1;
   for (const d of t.shape) {
-    if (!isCount(d)) throw new Error(`safetensors writer: tensor '${oneLine(key)}' has a bad shape [${t.shape.join(', ')}]`);
+    if (!isCount(d)) throw new Error(`safetensors writer: tensor '${sanitize(key)}' has a bad shape [${t.shape.join(', ')}]`);
     n *= d;
   }
-  if (n !== t.data.length) throw new Error(`safetensors writer: tensor '${oneLine(key)}' of shape [${t.shape.join(', ')}] holds ${t.data.length} elements, not ${n}`);
+  if (n !== t.data.length) throw new Error(`safetensors writer: tensor '${sanitize(key)}' of shape [${t.shape.join(', ')}] holds ${t.data.length} elements, not ${n}`);
   const want = { F32: Float32Array, F16: Uint16Array, I64: BigInt64Array, I32: Int32Array, U8: Uint8Array, BOOL: Uint8Array }[tag];
-  if (!want || !(t.data instanceof want)) throw new Error(`safetensors writer: tensor '${oneLine(key)}' (${t.dtype}) holds a ${t.data.constructor.name}`);
+  if (!want || !(t.data instanceof want)) throw new Error(`safetensors writer: tensor '${sanitize(key)}' (${t.dtype}) holds a ${t.data.constructor.name}`);
   let b = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   const es = t.data.BYTES_PER_ELEMENT;
   if (!HOST_LE && es > 1) {
@@ -219,7 +222,7 @@ export function encodeSafetensorsChunks(tensors: TensorMap, metadata?: ReadonlyM
   if (metadata) {
     const md: Record<string, string> = {};
     for (const [k, v] of metadata instanceof Map ? metadata.entries() : Object.entries(metadata)) {
-      if (typeof v !== 'string') throw new Error(`safetensors writer: metadata value for '${oneLine(k)}' is not a string`);
+      if (typeof v !== 'string') throw new Error(`safetensors writer: metadata value for '${sanitize(k)}' is not a string`);
       md[k] = v;
     }
     header['__metadata__'] = md;
@@ -251,7 +254,9 @@ export function writeSafetensors(path: string, tensors: TensorMap, metadata?: Re
 /** The float32 tensor `name` of a tensor file's contents, or a one-line error naming the file and what it has. */
 export function requireF32(tensors: ReadonlyMap<string, HostTensor>, name: string, file: string): HostTensor<'float32'> {
   const t = tensors.get(name);
-  if (!t) throw new Error(`${file}: missing tensor '${name}' (has: ${[...tensors.keys()].join(', ') || 'none'})`);
-  if (t.dtype !== 'float32') throw new Error(`${file}: tensor '${name}' is ${t.dtype}, expected float32`);
+  const keys = [...tensors.keys()];
+  const has = keys.slice(0, 8).map((k) => sanitize(k)).join(', ') + (keys.length > 8 ? `, … and ${keys.length - 8} more` : '');
+  if (!t) throw new Error(`${sanitize(file)}: missing tensor '${sanitize(name)}' (has: ${has || 'none'})`);
+  if (t.dtype !== 'float32') throw new Error(`${sanitize(file)}: tensor '${sanitize(name)}' is ${t.dtype}, expected float32`);
   return t as HostTensor<'float32'>;
 }

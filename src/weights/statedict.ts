@@ -9,7 +9,8 @@ import type { PthValue } from './pickle.js';
 import { loadPth } from './pth.js';
 import type { LoadPthOptions } from './pth.js';
 import { parseSafetensors } from './safetensors.js';
-import { isZip, oneLine } from './zip.js';
+import { isZip } from './zip.js';
+import { sanitize } from '../errors.js';
 
 /** Top-level keys tried in order when unwrapping a checkpoint. */
 export const STATE_DICT_KEYS: readonly string[] = ['params_ema', 'params', 'state_dict'];
@@ -22,7 +23,7 @@ export interface ExtractStateDictOptions {
 
 function listKeys(keys: Iterable<string>, max = 8): string {
   const all = [...keys];
-  const shown = all.slice(0, max).map((k) => `'${oneLine(k)}'`);
+  const shown = all.slice(0, max).map((k) => `'${sanitize(k)}'`);
   return all.length > max ? `${shown.join(', ')}, … and ${all.length - max} more` : shown.join(', ') || '(none)';
 }
 
@@ -37,7 +38,7 @@ function stripModule(k: string): string {
  * keeps only the `generator.*` keys with that prefix removed. Throws if two keys collide.
  */
 export function normalizeStateDictKeys(sd: ReadonlyMap<string, HostTensor>, file = 'checkpoint'): TensorMap {
-  const name = oneLine(file);
+  const name = sanitize(file);
   const hasGenerator = [...sd.keys()].some((k) => stripModule(k).startsWith('generator.'));
   const out: TensorMap = new Map();
   for (const [k, t] of sd) {
@@ -46,7 +47,7 @@ export function normalizeStateDictKeys(sd: ReadonlyMap<string, HostTensor>, file
       if (!s.startsWith('generator.')) continue;
       s = stripModule(s.slice('generator.'.length));
     }
-    if (out.has(s)) throw new Error(`${name}: keys collide on '${oneLine(s)}' after removing module./generator. prefixes`);
+    if (out.has(s)) throw new Error(`${name}: keys collide on '${sanitize(s)}' after removing module./generator. prefixes`);
     out.set(s, t);
   }
   return out;
@@ -59,14 +60,14 @@ export function normalizeStateDictKeys(sd: ReadonlyMap<string, HostTensor>, file
  * `file` when no state dict can be found or it holds something other than tensors.
  */
 export function extractStateDict(obj: PthValue, file: string, options: ExtractStateDictOptions = {}): TensorMap {
-  const name = oneLine(file);
+  const name = sanitize(file);
   if (!(obj instanceof Map)) throw new Error(`${name}: checkpoint holds ${isHostTensor(obj) ? 'a single tensor' : 'no dict'}, so it has no state dict`);
   let where: string;
   let sd: PthValue | undefined;
   if (options.key !== undefined) {
-    where = `'${oneLine(options.key)}'`;
+    where = `'${sanitize(options.key)}'`;
     sd = obj.get(options.key);
-    if (sd === undefined) throw new Error(`${name}: checkpoint has no key '${oneLine(options.key)}' (top-level keys: ${listKeys(obj.keys())})`);
+    if (sd === undefined) throw new Error(`${name}: checkpoint has no key '${sanitize(options.key)}' (top-level keys: ${listKeys(obj.keys())})`);
   } else {
     const key = STATE_DICT_KEYS.find((k) => obj.get(k) instanceof Map);
     if (key !== undefined) {
@@ -86,7 +87,7 @@ export function extractStateDict(obj: PthValue, file: string, options: ExtractSt
   if (!(sd instanceof Map)) throw new Error(`${name}: ${where} is not a dict of tensors`);
   const tensors = new Map<string, HostTensor>();
   for (const [k, v] of sd) {
-    if (!isHostTensor(v)) throw new Error(`${name}: ${where} entry '${oneLine(k)}' is not a tensor`);
+    if (!isHostTensor(v)) throw new Error(`${name}: ${where} entry '${sanitize(k)}' is not a tensor`);
     tensors.set(k, v);
   }
   return normalizeStateDictKeys(tensors, file);
@@ -109,7 +110,7 @@ export function loadStateDict(path: string, options: LoadStateDictOptions = {}):
   try {
     bytes = readFile(path);
   } catch (err) {
-    throw new Error(`${oneLine(name)}: cannot read checkpoint (${oneLine(err instanceof Error ? err.message : String(err))})`);
+    throw new Error(`${sanitize(name)}: cannot read checkpoint (${sanitize(err instanceof Error ? err.message : String(err))})`);
   }
   return parseStateDict(bytes, path, options);
 }
@@ -128,7 +129,7 @@ export function parseStateDict(bytes: Uint8Array, fileName: string, options: Loa
       const prefix = `${options.key}.`;
       const sub: TensorMap = new Map();
       for (const [k, t] of tensors) if (k.startsWith(prefix)) sub.set(k.slice(prefix.length), t);
-      if (sub.size === 0) throw new Error(`${oneLine(name)}: no tensors under '${oneLine(prefix)}'`);
+      if (sub.size === 0) throw new Error(`${sanitize(name)}: no tensors under '${sanitize(prefix)}'`);
       return normalizeStateDictKeys(sub, name);
     }
     return normalizeStateDictKeys(tensors, name);
@@ -170,11 +171,11 @@ export function formatStateDictDiff(diff: StateDictDiff, file = 'checkpoint'): s
   if (diff.mismatched.length) {
     const shown = diff.mismatched
       .slice(0, 8)
-      .map((m) => `'${oneLine(m.key)}' model [${m.expected.join(', ')}] vs checkpoint [${m.got.join(', ')}]`);
+      .map((m) => `'${sanitize(m.key)}' model [${m.expected.join(', ')}] vs checkpoint [${m.got.join(', ')}]`);
     const more = diff.mismatched.length > 8 ? `, … and ${diff.mismatched.length - 8} more` : '';
     parts.push(`${diff.mismatched.length} shape mismatch(es): ${shown.join(', ')}${more}`);
   }
-  return `${oneLine(file)}: state dict does not match the model: ${parts.join('; ') || 'no differences'}`;
+  return `${sanitize(file)}: state dict does not match the model: ${parts.join('; ') || 'no differences'}`;
 }
 
 /**

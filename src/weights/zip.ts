@@ -11,12 +11,9 @@
  */
 import { inflateRaw } from '#host';
 import { crc32 } from '../fs/crc32.js';
+import { sanitize } from '../errors.js';
+import { ReadBudget } from './budget.js';
 
-/** Makes text safe to embed in a one-line error message (control characters escaped). */
-export function oneLine(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
 
 /** Formats the first bytes of a buffer as hex, for "wrong magic" messages. */
 export function hexPrefix(bytes: Uint8Array, n = 8): string {
@@ -48,6 +45,8 @@ export interface ZipEntry {
 export interface OpenZipOptions {
   /** Check each entry's CRC-32 when it is read (default true). */
   readonly verifyCrc?: boolean;
+  /** Memory allowance that inflated entries are charged to (default: a new one for the archive's size). */
+  readonly budget?: ReadBudget;
 }
 
 export { crc32 };
@@ -62,6 +61,8 @@ function readU64(view: DataView, pos: number, file: string, what: string): numbe
 export class ZipArchive {
   /** Entries keyed by name, in central directory order. */
   readonly entries: ReadonlyMap<string, ZipEntry>;
+  /** Inflated DEFLATE entries, so that reading one twice neither inflates nor charges it twice. */
+  private readonly inflated = new Map<string, Uint8Array>();
 
   constructor(
     private readonly bytes: Uint8Array,
@@ -69,6 +70,8 @@ export class ZipArchive {
     readonly file: string,
     entries: Map<string, ZipEntry>,
     private readonly verifyCrc: boolean,
+    /** What inflated entries are charged to. */
+    readonly budget: ReadBudget = new ReadBudget(file, bytes.length),
   ) {
     this.entries = entries;
   }
@@ -83,35 +86,49 @@ export class ZipArchive {
     return this.entries.has(name);
   }
 
-  /** Returns an entry's bytes (a view into the archive for STORED entries, so do not modify them); throws if missing or corrupt. */
-  read(name: string): Uint8Array {
+  /**
+   * Returns an entry's bytes (a view into the archive for STORED entries, so do not modify
+   * them); throws if missing or corrupt. A DEFLATE entry is inflated at most once, and only
+   * after its declared size has been charged to the budget and checked against `maxBytes` (what
+   * the caller can use, e.g. a storage's declared size); inflation stops at the declared size,
+   * so an entry that lies about it cannot expand further.
+   */
+  read(name: string, maxBytes = Infinity): Uint8Array {
     const e = this.entries.get(name);
-    if (!e) throw new Error(`${this.file}: zip entry '${oneLine(name)}' not found`);
+    if (!e) throw new Error(`${this.file}: zip entry '${sanitize(name)}' not found`);
     const raw = this.bytes.subarray(e.dataOffset, e.dataOffset + e.compressedSize);
     let data: Uint8Array;
     if (e.method === 0) {
       if (e.compressedSize !== e.size) {
-        throw new Error(`${this.file}: zip entry '${oneLine(name)}' is stored but declares ${e.compressedSize} stored and ${e.size} real bytes`);
+        throw new Error(`${this.file}: zip entry '${sanitize(name)}' is stored but declares ${e.compressedSize} stored and ${e.size} real bytes`);
       }
       data = raw;
     } else if (e.method === 8) {
+      const done = this.inflated.get(name);
+      if (done) return done;
+      if (e.size > maxBytes) {
+        throw new Error(`${this.file}: zip entry '${sanitize(name)}' declares ${e.size} bytes once inflated, more than the ${maxBytes} it can hold`);
+      }
+      this.budget.charge(e.size, `inflating zip entry '${sanitize(name)}'`);
       try {
         data = inflateRaw(raw, e.size);
       } catch (err) {
-        throw new Error(`${this.file}: zip entry '${oneLine(name)}' cannot be inflated (${oneLine(err instanceof Error ? err.message : String(err))})`);
+        throw new Error(`${this.file}: zip entry '${sanitize(name)}' cannot be inflated to its declared ${e.size} bytes (${sanitize(err instanceof Error ? err.message : String(err))})`);
       }
-      if (data.length !== e.size) throw new Error(`${this.file}: zip entry '${oneLine(name)}' inflates to ${data.length} bytes, not the declared ${e.size}`);
+      if (data.length !== e.size) throw new Error(`${this.file}: zip entry '${sanitize(name)}' inflates to ${data.length} bytes, not the declared ${e.size}`);
     } else {
-      throw new Error(`${this.file}: zip entry '${oneLine(name)}' uses unsupported compression method ${e.method}`);
+      throw new Error(`${this.file}: zip entry '${sanitize(name)}' uses unsupported compression method ${e.method}`);
     }
     if (this.verifyCrc) {
       const c = crc32(data);
       if (c !== e.crc32) {
-        throw new Error(`${this.file}: zip entry '${oneLine(name)}' is corrupt (CRC-32 ${c.toString(16)} instead of ${e.crc32.toString(16)})`);
+        throw new Error(`${this.file}: zip entry '${sanitize(name)}' is corrupt (CRC-32 ${c.toString(16)} instead of ${e.crc32.toString(16)})`);
       }
     }
     // A plain Uint8Array view, even when the archive (or inflate's result) is a Buffer.
-    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const out = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (e.method === 8) this.inflated.set(name, out);
+    return out;
   }
 }
 
@@ -126,7 +143,7 @@ export function isZip(bytes: Uint8Array): boolean {
  * wrong magic, a truncated archive or entries that point outside the file.
  */
 export function openZip(bytes: Uint8Array, file: string, options: OpenZipOptions = {}): ZipArchive {
-  file = oneLine(file);
+  file = sanitize(file);
   const len = bytes.length;
   if (!isZip(bytes)) throw new Error(`${file}: not a zip archive (starts with ${hexPrefix(bytes)}; expected 50 4b 03 04)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -186,7 +203,7 @@ export function openZip(bytes: Uint8Array, file: string, options: OpenZipOptions
     const next = p + 46 + nameLen + extraLen + commentLen;
     if (next > cdEnd) throw new Error(`${file}: corrupt zip archive (central directory record ${i} runs past the directory)`);
     const name = decoder.decode(bytes.subarray(p + 46, p + 46 + nameLen));
-    const shown = oneLine(name);
+    const shown = sanitize(name);
     if (flags & 1) throw new Error(`${file}: zip entry '${shown}' is encrypted`);
     if (diskStart !== 0 && diskStart !== U16_MAX) throw new Error(`${file}: multi-disk zip archives are not supported`);
     // Zip64 extended information: only the fields whose 32-bit value is saturated, in this order.
@@ -231,7 +248,7 @@ export function openZip(bytes: Uint8Array, file: string, options: OpenZipOptions
     entries.set(name, { name, method, compressedSize: csize, size: usize, crc32: crc, localHeaderOffset: localOffset, dataOffset });
     p = next;
   }
-  return new ZipArchive(bytes, file, entries, options.verifyCrc ?? true);
+  return new ZipArchive(bytes, file, entries, options.verifyCrc ?? true, options.budget ?? new ReadBudget(file, len));
 }
 
 /** One file to put in a zip archive. */
@@ -263,7 +280,7 @@ export function encodeZip(inputs: readonly ZipInput[], options: EncodeZipOptions
   let anyZip64 = force;
 
   for (const input of inputs) {
-    if (seen.has(input.name)) throw new Error(`zip writer: duplicate entry '${oneLine(input.name)}'`);
+    if (seen.has(input.name)) throw new Error(`zip writer: duplicate entry '${sanitize(input.name)}'`);
     seen.add(input.name);
     const name = encoder.encode(input.name);
     if (name.length > U16_MAX) throw new Error(`zip writer: entry name too long`);

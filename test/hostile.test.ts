@@ -1,0 +1,222 @@
+/**
+ * Regression tests for the hostile-file classes of issue 15, each built by code: amplifying
+ * pickles, compressed zip entries that expand past any budget, strided tensors over huge
+ * storages, truncated and oversized images, restore pre-flight (FIFO inputs, dangling symlink
+ * outputs, output format limits), backtracking globs, unsafe characters in messages, ORT's own
+ * log lines, and the safetensors overlap check around empty tensors.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import sharp from 'sharp';
+import { escapeUnsafe, sanitize } from '../src/errors.js';
+import { globMatch } from '../src/cli/inputs.js';
+import { preflight, type PlannedFile } from '../src/cli/restore.js';
+import { probeImage, decodePixels } from '../src/image/decode.js';
+import { checkOutputSize } from '../src/image/io.js';
+import { memoryAllowance } from '../src/weights/budget.js';
+import { loadPth } from '../src/weights/pth.js';
+import { readSafetensors, requireF32 } from '../src/weights/safetensors.js';
+import { crc32 } from '../src/fs/crc32.js';
+import { OP, cat, deflateZip, dictPickle, enc, f32bytes, safetensorsFile, tensorOps } from './helpers/pickles.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const TMP = mkdtempSync(join(tmpdir(), 'diffir-hostile-'));
+after(() => rmSync(TMP, { recursive: true, force: true }));
+
+/** Asserts `fn` throws (or rejects with) an Error whose message is one safe line matching `re`. */
+async function refuses(fn: () => unknown, re: RegExp): Promise<void> {
+  await assert.rejects(async () => fn(), (e: unknown) => {
+    assert.ok(e instanceof Error, 'not an Error');
+    assert.ok(!/[\n\r]/.test(e.message), `multi-line message: ${JSON.stringify(e.message)}`);
+    assert.equal(escapeUnsafe(e.message), e.message, `unsafe characters in ${JSON.stringify(e.message)}`);
+    assert.match(e.message, re);
+    return true;
+  });
+}
+
+const EVIL = 'w\u001b[2J\u001b]0;pwned\u0007\r\u202eexe.txt\u2066';
+
+describe('messages', () => {
+  test('sanitize escapes control, bidi and invisible characters and cuts long values', () => {
+    assert.equal(sanitize('a\u001bb\u202ec\u200bd\r'), 'a\\u001bb\\u202ec\\u200bd\\u000d');
+    assert.equal(sanitize('\ud800x'), '\\ud800x');
+    assert.equal(sanitize('é😀 plain'), 'é😀 plain');
+    const long = sanitize('x'.repeat(5000));
+    assert.ok(long.length < 230 && long.endsWith('…(5000 chars)'), long);
+  });
+
+  test('names from a file are escaped in reader errors', async () => {
+    const st = safetensorsFile({ [EVIL]: { dtype: 'F32', shape: [5], data_offsets: [0, 16] } }, f32bytes([1, 2, 3, 4]));
+    await refuses(() => readSafetensors(st, 'evil.safetensors'), /^evil\.safetensors: tensor 'w\\u001b\[2J\\u001b\]0;pwned\\u0007\\u000d\\u202eexe\.txt\\u2066' of shape/);
+    const ok = readSafetensors(safetensorsFile({ [EVIL]: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, f32bytes([1, 2, 3, 4])));
+    await refuses(() => requireF32(ok, 'input', 'io.safetensors'), /^io\.safetensors: missing tensor 'input' \(has: w\\u001b/);
+    const zip = deflateZip([{ name: 'archive/data.pkl', data: dictPickle([['w', tensorOps('FloatStorage', EVIL, 4, 0, [4], [1])]]), stored: true }]);
+    await refuses(() => loadPth(zip, { name: 'evil.pth' }), /^evil\.pth: storage 'w\\u001b\[2J.*' is missing/);
+    await refuses(() => loadPth(new Uint8Array(10), { name: `a${EVIL}.pth` }), /^aw\\u001b\[2J.*\.pth: not a zip archive/);
+  });
+
+  test("ONNX Runtime's own log line does not reach stderr beside our error", () => {
+    const script = join(TMP, 'ort-log.mjs');
+    const dist = (p: string): string => pathToFileURL(join(root, 'dist', p)).href;
+    writeFileSync(
+      script,
+      `import { Graph } from '${dist('src/graph/ir.js')}';
+import * as op from '${dist('src/graph/ops.js')}';
+import { toOnnx } from '${dist('src/graph/onnx.js')}';
+import { Session } from '${dist('src/runtime/session.js')}';
+import { sym, dimMul } from '${dist('src/graph/dim.js')}';
+const g = new Graph();
+const n = sym('n');
+g.output(op.reshape(g.input('a', [dimMul(n, 2)]), [2, n]), 'y');
+const s = await Session.create(toOnnx(g, { params: 'initializers' }), { threads: 1 });
+try { await s.run({ a: { dtype: 'float32', shape: [3], data: new Float32Array(3) } }); } catch (e) { console.log('refused'); }
+`,
+    );
+    const r = spawnSync(process.execPath, [script], { encoding: 'utf8' });
+    assert.equal(r.stdout.trim(), 'refused');
+    assert.equal(r.stderr, '', 'ORT printed its own log line');
+  });
+});
+
+describe('safetensors', () => {
+  test('an empty tensor between two overlapping ones does not hide the overlap', async () => {
+    const header = {
+      a: { dtype: 'F32', shape: [3], data_offsets: [0, 12] },
+      z: { dtype: 'F32', shape: [0], data_offsets: [4, 4] },
+      b: { dtype: 'F32', shape: [3], data_offsets: [4, 16] },
+    };
+    await refuses(() => readSafetensors(safetensorsFile(header, f32bytes([1, 2, 3, 4])), 'ov.safetensors'), /^ov\.safetensors: tensors 'a' and 'b' overlap/);
+    // Empty tensors anywhere, even inside another tensor's bytes, are fine.
+    const fine = { a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, z: { dtype: 'F32', shape: [0, 3], data_offsets: [8, 8] } };
+    assert.deepEqual(readSafetensors(safetensorsFile(fine, f32bytes([1, 2, 3, 4]))).get('z')!.shape, [0, 3]);
+  });
+});
+
+describe('zip inflation against a budget', () => {
+  const pickle = dictPickle([['w', tensorOps('FloatStorage', '0', 4, 0, [4], [1])]]);
+
+  test('a compressed checkpoint within its budget still loads', () => {
+    const zip = deflateZip([{ name: 'archive/data.pkl', data: pickle }, { name: 'archive/data/0', data: f32bytes([1, 2, 3, 4]) }]);
+    const d = loadPth(zip) as Map<string, { data: Float32Array }>;
+    assert.deepEqual(Array.from(d.get('w')!.data), [1, 2, 3, 4]);
+  });
+
+  test('data.pkl declaring 630 MB in a small file is refused before inflating', async () => {
+    const zip = deflateZip([{ name: 'archive/data.pkl', data: pickle, declaredSize: 630_000_000 }]);
+    assert.ok(630_000_000 > memoryAllowance(zip.length));
+    await refuses(() => loadPth(zip, { name: 'bomb.pth' }), /^bomb\.pth: inflating zip entry 'archive\/data\.pkl' would need 630000000 bytes, more than a \d+-byte file may use/);
+  });
+
+  test('an entry that inflates past its declared size stops at that size', async () => {
+    const big = new Uint8Array(4 << 20); // 4 MiB of zeros compresses to ~4 kB
+    const zip = deflateZip([{ name: 'archive/data.pkl', data: cat(OP.proto(2), OP.none, OP.stop), stored: true }, { name: 'archive/data/0', data: big, declaredSize: 16 }]);
+    const lying = dictPickle([['w', tensorOps('FloatStorage', '0', 4, 0, [4], [1])]]);
+    const z2 = deflateZip([{ name: 'archive/data.pkl', data: lying, stored: true }, { name: 'archive/data/0', data: big, declaredSize: 16 }]);
+    assert.equal(loadPth(zip), null); // never read
+    await refuses(() => loadPth(z2, { name: 'lie.pth' }), /^lie\.pth: zip entry 'archive\/data\/0' cannot be inflated to its declared 16 bytes/);
+  });
+
+  test('a compressed storage may not inflate past what its declared size needs', async () => {
+    const big = new Uint8Array(4 << 20);
+    const zip = deflateZip([{ name: 'archive/data.pkl', data: pickle, stored: true }, { name: 'archive/data/0', data: big }]);
+    await refuses(() => loadPth(zip, { name: 's.pth' }), /^s\.pth: zip entry 'archive\/data\/0' declares 4194304 bytes once inflated, more than the 16 it can hold/);
+    // The same 4 MiB storage, declared as such, loads only under a larger budget.
+    const fits = deflateZip([{ name: 'archive/data.pkl', data: dictPickle([['w', tensorOps('ByteStorage', '0', 4 << 20, 0, [4], [1])]]), stored: true }, { name: 'archive/data/0', data: big }]);
+    assert.equal((loadPth(fits) as Map<string, { data: Uint8Array }>).get('w')!.data.length, 4);
+    await refuses(() => loadPth(fits, { name: 'f.pth', maxBytes: 1 << 20 }), /^f\.pth: inflating zip entry 'archive\/data\/0' would need 4194304 bytes/);
+  });
+});
+
+async function jpegWithRows(rows: number): Promise<Uint8Array> {
+  const w = 64;
+  const px = Buffer.alloc(w * 64 * 3);
+  for (let i = 0; i < px.length; i++) px[i] = (i * 37) & 255;
+  const jpg = new Uint8Array(await sharp(px, { raw: { width: w, height: 64, channels: 3 } }).jpeg({ quality: 90 }).toBuffer());
+  for (let i = 2; i + 9 < jpg.length; i++) {
+    if (jpg[i] === 0xff && (jpg[i + 1] === 0xc0 || jpg[i + 1] === 0xc2)) {
+      new DataView(jpg.buffer).setUint16(i + 5, rows); // SOF height: the data still holds 64 rows
+      return jpg;
+    }
+  }
+  throw new Error('no SOF marker');
+}
+
+/** A real 8×8 PNG whose IHDR (CRC fixed) claims `w`×`h`: the header says big, the data is tiny. */
+async function pngClaiming(w: number, h: number): Promise<Uint8Array> {
+  const png = new Uint8Array(await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } }).png().toBuffer());
+  const v = new DataView(png.buffer);
+  v.setUint32(16, w);
+  v.setUint32(20, h);
+  v.setUint32(29, crc32(png.subarray(12, 29)));
+  return png;
+}
+
+describe('images', () => {
+  test('a JPEG whose header promises 65500 rows but whose data ends early is refused', async () => {
+    const jpg = await jpegWithRows(65500);
+    assert.equal((await probeImage(jpg)).height, 65500); // the header alone looks fine
+    await refuses(() => decodePixels(jpg, { name: 'tall.jpg' }), /^tall\.jpg: truncated or damaged image data \(.*premature end/i);
+    // A lenient caller can still read what is there.
+    assert.equal((await decodePixels(jpg, { failOn: 'none' })).height, 65500);
+  });
+
+  test('the pixel limit is checked from the header, before any decoding', async () => {
+    // 60000 × 60000 would be 10.8 GB of RGB; the header is all there is.
+    const huge = await pngClaiming(60000, 60000);
+    const edge = await pngClaiming(10000, 10000);
+    await refuses(() => probeImage(huge, { name: 'huge.png' }), /^huge\.png: image too large \(60000x60000 = 3600000000 pixels; the limit is 100000000/);
+    await refuses(() => decodePixels(edge, { name: 'edge.png', maxPixels: 99_999_999 }), /^edge\.png: image too large/);
+  });
+
+  test('output sizes are checked against the output format before any work', async () => {
+    await refuses(async () => checkOutputSize('o.jpg', 'jpg', 256, 262000), /^o\.jpg: a 256×262000 result cannot be saved as JPEG \(at most 65535 pixels a side\); choose png or tiff/);
+    await refuses(async () => checkOutputSize('o.webp', 'webp', 16384, 10), /at most 16383 pixels a side/);
+    checkOutputSize('o.png', 'png', 100000, 10);
+  });
+});
+
+describe('restore pre-flight', () => {
+  const dir = join(TMP, 'pre');
+  mkdirSync(join(dir, 'out'), { recursive: true });
+  const plan = (name: string, output: string, format: PlannedFile['format'] = 'png'): PlannedFile => ({ input: { path: join(dir, name), explicit: true }, output: join(dir, 'out', output), format });
+  const planner = { plan: (w: number, h: number) => (w * h > 1e6 ? (() => { throw new Error(`${w}×${h} needs about 9 GB even in tiles`); })() : 0) };
+
+  test('FIFO inputs, dangling symlink outputs, format limits and the memory plan are decided before any model run', async () => {
+    const small = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } }).png().toBuffer();
+    writeFileSync(join(dir, 'a.png'), small);
+    writeFileSync(join(dir, 'b.png'), small);
+    writeFileSync(join(dir, 'tall.jpg'), await jpegWithRows(20000));
+    writeFileSync(join(dir, 'big.png'), await pngClaiming(2000, 2000));
+    execFileSync('mkfifo', [join(dir, 'fifo.png')]);
+    symlinkSync(join(dir, 'nowhere.png'), join(dir, 'out', 'b_x.png'));
+    mkdirSync(join(dir, 'out', 'folder_x.png'));
+    writeFileSync(join(dir, 'folder.png'), small);
+    const files = [plan('a.png', 'a_x.png'), plan('fifo.png', 'fifo_x.png'), plan('b.png', 'b_x.png'), plan('tall.jpg', 'tall_x.jpg', 'jpg'), plan('big.png', 'big_x.png'), plan('folder.png', 'folder_x.png')];
+    const v = await preflight(files, planner, 4, { overwrite: false });
+    assert.deepEqual(v[0], { run: true, pixels: 64 });
+    assert.match(String(!v[1]!.run && v[1]!.problem), /^not a regular file \(a FIFO/);
+    assert.match(String(!v[2]!.run && v[2]!.skip), /b_x\.png exists \(a symbolic link to a missing file\)$/);
+    assert.match(String(!v[3]!.run && v[3]!.problem), /a 256×80000 result cannot be saved as JPEG/);
+    assert.match(String(!v[4]!.run && v[4]!.problem), /2000×2000 needs about 9 GB even in tiles/);
+    assert.match(String(!v[5]!.run && v[5]!.problem), /folder_x\.png is a folder/);
+    // With --overwrite a dangling link is replaced, not skipped.
+    assert.deepEqual((await preflight([files[2]!], planner, 4, { overwrite: true }))[0], { run: true, pixels: 64 });
+  });
+});
+
+describe('globs', () => {
+  test('many stars against a long name do not backtrack', () => {
+    const name = `${'a'.repeat(20000)}.png`;
+    assert.equal(globMatch(`${'*a'.repeat(30)}*b.png`, name), false);
+    assert.equal(globMatch(`${'*a'.repeat(30)}*.png`, name), true);
+    assert.equal(globMatch('img?.jp*g', 'IMG1.JPEG', true), true);
+    assert.equal(globMatch('img?.jp*g', 'IMG1.JPEG', false), false);
+    assert.equal(globMatch('a*', 'a'), true);
+    assert.equal(globMatch('*?', ''), false);
+  });
+});

@@ -48,7 +48,7 @@ export const inpaint: Command = {
     if (!format) throw new UserError(`${out}: cannot tell the output format from the extension; use .png, .jpg, .webp or .tif`, 2);
     const quality = positiveIntOption('inpaint', v, 'quality', 100);
     const overwrite = v.overwrite === true;
-    if (!overwrite && (await pathExists(out))) throw new UserError(`${out}: file already exists (or is a symbolic link); pass --overwrite to replace it`);
+    if (!overwrite && (await pathExists(out))) throw new UserError(`${out}: file already exists; pass --overwrite to replace it`);
     await prepareOutputFolder(dirname(out));
 
     const reporter = new Reporter(reportMode(v));

@@ -185,9 +185,9 @@ export function legacyCheckpoint(main: Uint8Array, storages: readonly { key: str
   return cat(magic, proto, sys, main, keys, storages.map((s) => [le(s.numel, 8), s.bytes]));
 }
 
-/** A safetensors file with any header (JSON-encoded) and data; the length field can be overridden. */
+/** A safetensors file with any header (JSON-encoded, or JSON text as is) and data; the length field can be overridden. */
 export function safetensorsFile(header: unknown, data: Uint8Array, lengthOverride?: bigint): Uint8Array {
-  const json = enc.encode(JSON.stringify(header));
+  const json = enc.encode(typeof header === 'string' ? header : JSON.stringify(header));
   const head = new Uint8Array(8);
   new DataView(head.buffer).setBigUint64(0, lengthOverride ?? BigInt(json.length), true);
   return cat(head, json, data);

@@ -22,7 +22,7 @@ import { memoryAllowance } from '../src/weights/budget.js';
 import { loadPth } from '../src/weights/pth.js';
 import { readSafetensors, requireF32 } from '../src/weights/safetensors.js';
 import { crc32 } from '../src/fs/crc32.js';
-import { OP, cat, deflateZip, dictPickle, enc, f32bytes, safetensorsFile, tensorOps } from './helpers/pickles.js';
+import { OP, cat, deflateZip, dictPickle, enc, f32bytes, legacyCheckpoint, safetensorsFile, tensorOps, type Part } from './helpers/pickles.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const TMP = mkdtempSync(join(tmpdir(), 'diffir-hostile-'));
@@ -129,6 +129,75 @@ describe('zip inflation against a budget', () => {
     const fits = deflateZip([{ name: 'archive/data.pkl', data: dictPickle([['w', tensorOps('ByteStorage', '0', 4 << 20, 0, [4], [1])]]), stored: true }, { name: 'archive/data/0', data: big }]);
     assert.equal((loadPth(fits) as Map<string, { data: Uint8Array }>).get('w')!.data.length, 4);
     await refuses(() => loadPth(fits, { name: 'f.pth', maxBytes: 1 << 20 }), /^f\.pth: inflating zip entry 'archive\/data\/0' would need 4194304 bytes/);
+  });
+});
+
+describe('pickle VM budgets', () => {
+  /** A zip checkpoint whose data.pkl is `body` inside a protocol-2 pickle, with raw storages. */
+  const zipOf = (body: Part, storages: Record<string, Uint8Array> = {}): Uint8Array =>
+    deflateZip([{ name: 'archive/data.pkl', data: cat(OP.proto(2), body, OP.stop), stored: true }, ...Object.entries(storages).map(([k, v]) => ({ name: `archive/data/${k}`, data: v, stored: true }))]);
+  const pairs = (n: number): Part => [OP.emptyList, OP.put(0), OP.mark, Array.from({ length: n }, (_, i) => [OP.mark, OP.str(`k${i}`), [0x4b, 1], OP.tuple]), OP.appends];
+
+  test('OrderedDict called again and again on one memoised list is refused by the work budget, quickly', async () => {
+    const calls = Array.from({ length: 3000 }, () => [OP.global('collections', 'OrderedDict'), OP.get(0), OP.tuple1, OP.reduce, OP.pop]);
+    const zip = zipOf([pairs(5000), OP.pop, calls, OP.none]);
+    assert.ok(zip.length < 200_000);
+    await refuses(() => loadPth(zip, { name: 'amp.pth' }), /^amp\.pth: pickle needs more than \d+ steps of work for its \d+ bytes/);
+    // Under a tighter memory allowance, the objects it builds are refused first.
+    await refuses(() => loadPth(zip, { name: 'amp.pth', maxBytes: 64 << 20 }), /^amp\.pth: the pickle's objects would need \d+ bytes, more than a \d+-byte file may use/);
+  });
+
+  test('torch.Size and _codecs.encode on one memoised argument share one result', () => {
+    const big = '\u00e9'.repeat(1 << 16);
+    const body: Part = [
+      OP.emptyList,
+      OP.put(1),
+      OP.mark,
+      [OP.global('_codecs', 'encode'), OP.str(big), OP.put(0), OP.str('latin1'), OP.tuple2, OP.reduce],
+      Array.from({ length: 3000 }, () => [OP.global('_codecs', 'encode'), OP.get(0), OP.str('latin1'), OP.tuple2, OP.reduce]),
+      OP.appends,
+      OP.pop,
+      OP.emptyList,
+      OP.mark,
+      [OP.global('torch', 'Size'), OP.ints([2, 3, 4]), OP.put(2), OP.tuple1, OP.reduce],
+      Array.from({ length: 3000 }, () => [OP.global('torch', 'Size'), OP.get(2), OP.tuple1, OP.reduce]),
+      OP.appends,
+      OP.get(1),
+      OP.tuple2,
+    ];
+    const [sizes, bytes] = loadPth(zipOf(body)) as unknown as [number[][], Uint8Array[]];
+    assert.equal(bytes.length, 3001);
+    assert.equal(bytes[0]!.length, 1 << 16);
+    assert.equal(bytes[0]![5], 0xe9);
+    assert.ok(bytes.every((b) => b === bytes[0]), '3001 copies instead of one shared result');
+    assert.equal(sizes.length, 3001);
+    assert.deepEqual([...sizes[3000]!], [2, 3, 4]);
+    assert.ok(sizes.every((z) => z === sizes[0]));
+  });
+
+  test('torch.device accepts only a device name, not a container to stringify', async () => {
+    const calls = [pairs(10), OP.pop, OP.global('torch', 'device'), OP.get(0), OP.tuple1, OP.reduce];
+    await refuses(() => loadPth(zipOf(calls), { name: 'dev.pth' }), /^dev\.pth: torch\.device called with a list of 10, not a device name/);
+    const ok = loadPth(zipOf([OP.global('torch', 'device'), OP.str('cuda'), OP.int(1), OP.tuple2, OP.reduce]));
+    assert.equal(ok, 'cuda:1');
+  });
+
+  test('a strided tensor over a large storage is gathered in time linear in its elements', () => {
+    const n = 2_000_000;
+    const storage = new Uint8Array(5 * n);
+    for (let i = 0; i < storage.length; i++) storage[i] = (i * 7) & 0xff;
+    const d = loadPth(zipOf(dictPickle([['w', tensorOps('ByteStorage', '0', storage.length, 3, [n], [5])]]).subarray(2, -1), { '0': storage })) as Map<string, { data: Uint8Array }>;
+    const w = d.get('w')!.data;
+    assert.equal(w.length, n);
+    for (const i of [0, 1, 12345, n - 1]) assert.equal(w[i], ((3 + 5 * i) * 7) & 0xff);
+  });
+
+  test('legacy checkpoints get the same budgets', async () => {
+    const calls = Array.from({ length: 3000 }, () => [OP.global('collections', 'OrderedDict'), OP.get(0), OP.tuple1, OP.reduce, OP.pop]);
+    const main = cat(OP.proto(2), pairs(5000), OP.pop, calls, OP.emptyDict, OP.stop);
+    await refuses(() => loadPth(legacyCheckpoint(main, []), { name: 'old.pth' }), /^old\.pth: pickle needs more than \d+ steps of work/);
+    const bomb = cat(OP.proto(2), dictPickle([['w', tensorOps('FloatStorage', 'r', 1, 0, [100000, 100000], [0, 0], OP.none)]]).subarray(2));
+    await refuses(() => loadPth(legacyCheckpoint(bomb, [{ key: 'r', numel: 1, bytes: f32bytes([1]) }]), { name: 'old.pth' }), /^old\.pth: tensor of size \[100000, 100000\].* would need 40000000000 bytes/);
   });
 });
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deflateRawSync } from 'node:zlib';
+import { OP, cat, enc, f32bytes, le, dictPickle, safetensorsFile, tensorOps, torchZip, type Part } from './helpers/pickles.js';
 import { bf16ToFloat, f32, floatToHalf, halfToFloat } from '../src/tensor.js';
 import type { HostTensor, TensorMap } from '../src/tensor.js';
 import { concatChunks, encodeZip, openZip } from '../src/weights/zip.js';
@@ -50,97 +51,6 @@ function sameTensor(a: HostTensor, b: HostTensor, what: string): void {
   assert.deepEqual(values(a), values(b), `${what}: data`);
 }
 
-// ---------------------------------------------------------------------------------------------
-// A tiny pickle assembler for hand-built (and hostile) checkpoints.
-
-const enc = new TextEncoder();
-type Part = number | Uint8Array | readonly Part[];
-function cat(...parts: Part[]): Uint8Array {
-  const out: number[] = [];
-  const add = (p: Part): void => {
-    if (typeof p === 'number') out.push(p);
-    else if (p instanceof Uint8Array) for (const b of p) out.push(b);
-    else for (const q of p) add(q);
-  };
-  parts.forEach(add);
-  return Uint8Array.from(out);
-}
-const le = (v: number, n: number): number[] => Array.from({ length: n }, (_, i) => Math.floor(v / 2 ** (8 * i)) & 0xff);
-const OP = {
-  proto: (n: number) => [0x80, n],
-  mark: 0x28,
-  stop: 0x2e,
-  tuple: 0x74,
-  tuple1: 0x85,
-  emptyTuple: 0x29,
-  emptyDict: 0x7d,
-  emptyList: 0x5d,
-  setitem: 0x73,
-  setitems: 0x75,
-  appends: 0x65,
-  reduce: 0x52,
-  persid: 0x51,
-  newFalse: 0x89,
-  newTrue: 0x88,
-  none: 0x4e,
-  stackGlobal: 0x93,
-  memoize: 0x94,
-  str: (s: string) => {
-    const b = enc.encode(s);
-    return [0x58, ...le(b.length, 4), ...b];
-  },
-  sstr: (s: string) => {
-    const b = enc.encode(s);
-    return [0x8c, b.length, ...b];
-  },
-  int: (v: number) => [0x4a, ...le(v >>> 0, 4)],
-  global: (m: string, n: string) => [0x63, ...enc.encode(`${m}\n${n}\n`)],
-  ints: (xs: readonly number[]): number[] => [0x28, ...xs.flatMap((x) => [0x4a, ...le(x >>> 0, 4)]), 0x74],
-};
-
-/** Ops that rebuild a tensor view with `_rebuild_tensor_v2` on storage `key`. */
-function tensorOps(storageClass: string, key: string, numel: number, offset: number, size: number[], stride: number[], viewMeta?: Part): Part {
-  return [
-    OP.global('torch._utils', '_rebuild_tensor_v2'),
-    OP.mark,
-    OP.mark,
-    OP.str('storage'),
-    OP.global('torch', storageClass),
-    OP.str(key),
-    OP.str('cpu'),
-    OP.int(numel),
-    viewMeta ?? [],
-    OP.tuple,
-    OP.persid,
-    OP.int(offset),
-    OP.ints(size),
-    OP.ints(stride),
-    OP.newFalse,
-    OP.global('collections', 'OrderedDict'),
-    OP.emptyTuple,
-    OP.reduce,
-    OP.tuple,
-    OP.reduce,
-  ];
-}
-
-/** A protocol-2 pickle of a dict {name: value ops}. */
-function dictPickle(items: [string, Part][]): Uint8Array {
-  return cat(OP.proto(2), OP.emptyDict, OP.mark, items.map(([k, v]) => [OP.str(k), v]), OP.setitems, OP.stop);
-}
-
-/** A torch-style zip checkpoint around a pickle and raw storages. */
-function torchZip(pickle: Uint8Array, storages: Record<string, Uint8Array>, extra: Record<string, string> = {}): Uint8Array {
-  const entries = [
-    { name: 'archive/data.pkl', data: pickle },
-    ...Object.entries(extra).map(([k, v]) => ({ name: `archive/${k}`, data: enc.encode(v) })),
-    ...Object.entries(storages).map(([k, v]) => ({ name: `archive/data/${k}`, data: v })),
-    { name: 'archive/version', data: enc.encode('3\n') },
-  ];
-  return concatChunks(encodeZip(entries));
-}
-
-const f32bytes = (xs: number[]): Uint8Array => new Uint8Array(Float32Array.from(xs).buffer);
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 // ---------------------------------------------------------------------------------------------
@@ -498,13 +408,6 @@ describe('safetensors', () => {
     for (const [k, v] of m) sameTensor(again.get(k)!, v, k);
   });
 });
-
-function safetensorsFile(header: unknown, data: Uint8Array, lengthOverride?: bigint): Uint8Array {
-  const json = enc.encode(JSON.stringify(header));
-  const head = new Uint8Array(8);
-  new DataView(head.buffer).setBigUint64(0, lengthOverride ?? BigInt(json.length), true);
-  return cat(head, json, data);
-}
 
 describe('hostile files', () => {
   const marker = join(TMP, 'pwned');

@@ -14,10 +14,13 @@ import { sanitize } from '../errors.js';
 export const BYTES_PER_FILE_BYTE = 64;
 /** Bytes a reader may allocate whatever the file's size (256 MiB). */
 export const FIXED_ALLOWANCE = 256 * 2 ** 20;
-/** Pickle VM steps allowed per byte of pickle, on top of {@link FIXED_WORK}. */
-export const WORK_PER_PICKLE_BYTE = 64;
-/** Pickle VM steps allowed whatever the pickle's size (about a second of work). */
-export const FIXED_WORK = 2 ** 26;
+/**
+ * Pickle VM steps allowed per byte of pickle, on top of {@link FIXED_WORK}. A step is an opcode
+ * or an element an opcode touches (a dict insertion counts 8, one from a list of pairs 64); real pickles need 1 to 4 a byte.
+ */
+export const WORK_PER_PICKLE_BYTE = 16;
+/** Pickle VM steps allowed whatever the pickle's size (a fraction of a second). */
+export const FIXED_WORK = 2 ** 24;
 
 /** The default memory allowance for a file of `fileBytes` bytes: 64 × its size + 256 MiB. */
 export function memoryAllowance(fileBytes: number): number {

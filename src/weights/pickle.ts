@@ -15,6 +15,7 @@
 import type { DType, HostTensor } from '../tensor.js';
 import { halfToFloat } from '../tensor.js';
 import { sanitize } from '../errors.js';
+import { FIXED_WORK, ReadBudget, WORK_PER_PICKLE_BYTE } from './budget.js';
 
 /** A torch dtype object found in a pickle (e.g. `torch.float32`), by its torch name. */
 export class PthDtype {
@@ -98,8 +99,13 @@ export interface UnpickleOptions {
   readonly bigEndian?: boolean;
   /** Turn non-whitelisted globals into inert {@link PthOpaque} placeholders instead of refusing (default false). */
   readonly allowOpaqueGlobals?: boolean;
-  /** Upper bound on the bytes of all tensors materialised (default 1 GiB + 16 × storage bytes seen). */
+  /** Upper bound on the bytes of all tensors materialised (default: only the memory budget applies). */
   readonly maxTensorBytes?: number;
+  /**
+   * Memory allowance that the pickle's objects and the tensors are charged to (default: a new one
+   * for the pickle's size, see {@link ReadBudget}); share one across every stage reading a file.
+   */
+  readonly budget?: ReadBudget;
   /**
    * Only walk the structure: `loadStorage` is called to announce each storage (its result is
    * ignored) and tensors come back empty. Used to learn storage types of legacy checkpoints.
@@ -284,6 +290,66 @@ function decodeElements(bytes: Uint8Array, dtype: StorageDtype, start: number, c
   }
 }
 
+/**
+ * Reads element `i` of a storage (converted like {@link decodeElements}) without copying it when
+ * the storage is aligned and in host byte order (a misaligned or byte-swapped storage is
+ * converted once, charged to the budget).
+ */
+function elementReader(bytes: Uint8Array, dtype: StorageDtype, fileBigEndian: boolean, budget: ReadBudget): (i: number) => number | bigint {
+  const es = STORAGE_ELEMENT_SIZE[dtype];
+  let b = bytes;
+  if (es > 1 && (b.byteOffset % es !== 0 || fileBigEndian === HOST_LE)) {
+    budget.charge(b.length, 'an unaligned storage');
+    b = b.slice();
+    if (fileBigEndian === HOST_LE) for (let i = 0; i + es <= b.length; i += es) b.subarray(i, i + es).reverse();
+  }
+  const count = Math.floor(b.length / es);
+  switch (dtype) {
+    case 'float32': {
+      const a = new Float32Array(b.buffer, b.byteOffset, count);
+      return (i) => a[i]!;
+    }
+    case 'float64': {
+      const a = new Float64Array(b.buffer, b.byteOffset, count);
+      return (i) => Math.fround(a[i]!);
+    }
+    case 'float16': {
+      const lut = getHalfLut();
+      const a = new Uint16Array(b.buffer, b.byteOffset, count);
+      return (i) => lut[a[i]!]!;
+    }
+    case 'bfloat16': {
+      const a = new Uint16Array(b.buffer, b.byteOffset, count);
+      const f = new Float32Array(1);
+      const w = new Uint32Array(f.buffer);
+      return (i) => {
+        w[0] = a[i]! << 16;
+        return f[0]!;
+      };
+    }
+    case 'int64': {
+      const a = new BigInt64Array(b.buffer, b.byteOffset, count);
+      return (i) => a[i]!;
+    }
+    case 'int32': {
+      const a = new Int32Array(b.buffer, b.byteOffset, count);
+      return (i) => a[i]!;
+    }
+    case 'int16': {
+      const a = new Int16Array(b.buffer, b.byteOffset, count);
+      return (i) => a[i]!;
+    }
+    case 'int8': {
+      const a = new Int8Array(b.buffer, b.byteOffset, count);
+      return (i) => a[i]!;
+    }
+    case 'uint8':
+      return (i) => b[i]!;
+    case 'bool':
+      return (i) => (b[i] ? 1 : 0);
+  }
+}
+
 function allocLike(dtype: DType, n: number): TensorData {
   switch (dtype) {
     case 'float32':
@@ -303,10 +369,10 @@ function allocLike(dtype: DType, n: number): TensorData {
 interface TensorContext {
   readonly name: string;
   readonly bigEndian: boolean;
-  /** Bytes of tensors still allowed to be materialised; null = derive from storages. */
-  budget: number;
-  /** Extra budget granted per storage byte loaded. */
-  readonly perStorageByte: number;
+  /** Bytes of tensors still allowed to be materialised (`maxTensorBytes`). */
+  tensorBytesLeft: number;
+  /** The file's memory allowance. */
+  readonly budget: ReadBudget;
 }
 
 function fmtDims(d: readonly number[]): string {
@@ -337,13 +403,12 @@ function rebuildTensor(ctx: TensorContext, storage: StorageRef, offset: number, 
   }
   const dtype = hostDtypeOf(storage.dtype);
   const outBytes = n * (dtype === 'int64' ? 8 : dtype === 'uint8' || dtype === 'bool' ? 1 : 4);
-  if (outBytes > ctx.budget) {
-    throw new Error(
-      `${ctx.name}: ${where} would need ${outBytes} bytes, more than the checkpoint's stored data can justify (limit ${Math.max(0, ctx.budget)} bytes left)`,
-    );
+  if (outBytes > ctx.tensorBytesLeft) {
+    throw new Error(`${ctx.name}: ${where} would need ${outBytes} bytes, more than the tensor limit allows (${Math.max(0, ctx.tensorBytesLeft)} bytes left)`);
   }
+  ctx.budget.charge(outBytes, where);
   if (n > 0x7fffffff) throw new Error(`${ctx.name}: ${where} has more elements (${n}) than a host array can hold`);
-  ctx.budget -= outBytes;
+  ctx.tensorBytesLeft -= outBytes;
   const shape = [...size];
   if (n === 0) return { dtype, shape, data: allocLike(dtype, 0) } as HostTensor;
 
@@ -355,15 +420,15 @@ function rebuildTensor(ctx: TensorContext, storage: StorageRef, offset: number, 
   }
   if (contiguous) return { dtype, shape, data: decodeElements(storage.bytes, storage.dtype, offset, n, ctx.bigEndian) } as HostTensor;
 
-  // Non-contiguous: decode the touched span once (or element by element when it is sparse), then gather.
+  // Non-contiguous: gather element by element straight from the storage bytes, so the time is
+  // linear in the elements produced whatever the span the strides cover.
   const out = allocLike(dtype, n) as Indexable;
-  const dense = extent <= 4 * n + (1 << 20);
-  const span = dense ? (decodeElements(storage.bytes, storage.dtype, offset, extent, ctx.bigEndian) as Indexable) : undefined;
+  const read = elementReader(storage.bytes, storage.dtype, ctx.bigEndian, ctx.budget);
   const nd = size.length;
   const idx = new Array<number>(nd).fill(0);
   let pos = 0;
   for (let i = 0; i < n; i++) {
-    out[i] = span ? span[pos]! : (decodeElements(storage.bytes, storage.dtype, offset + pos, 1, ctx.bigEndian) as Indexable)[0]!;
+    out[i] = read(offset + pos);
     for (let d = nd - 1; d >= 0; d--) {
       idx[d]!++;
       pos += stride[d]!;
@@ -408,6 +473,12 @@ class Unpickler {
   private readonly ctx: TensorContext;
   private readonly view: DataView;
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+  /** Steps of work left: one per opcode plus one per element an opcode touches. */
+  private workLeft: number;
+  private readonly workLimit: number;
+  /** Results of calls on the same (memoised) argument, shared rather than rebuilt. */
+  private readonly sizes = new WeakMap<object, readonly number[]>();
+  private readonly encoded = new Map<string, Uint8Array>();
 
   constructor(
     private readonly bytes: Uint8Array,
@@ -416,13 +487,27 @@ class Unpickler {
   ) {
     this.pos = start;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const fixed = opts.maxTensorBytes;
     this.ctx = {
       name: sanitize(opts.name),
       bigEndian: opts.bigEndian ?? false,
-      budget: fixed ?? 1 << 30,
-      perStorageByte: fixed === undefined ? 16 : 0,
+      tensorBytesLeft: opts.maxTensorBytes ?? Infinity,
+      budget: opts.budget ?? new ReadBudget(opts.name, bytes.length),
     };
+    this.workLimit = FIXED_WORK + WORK_PER_PICKLE_BYTE * Math.max(0, bytes.length - start);
+    this.workLeft = this.workLimit;
+  }
+
+  /** Counts `n` steps of work; a pickle that needs more than its limit is refused. */
+  private work(n: number): void {
+    this.workLeft -= n;
+    if (this.workLeft < 0) {
+      this.fail(`pickle needs more than ${this.workLimit} steps of work for its ${this.bytes.length} bytes; the file is corrupt or was crafted to exhaust time`);
+    }
+  }
+
+  /** Charges `n` bytes of objects built by the pickle to the memory budget. */
+  private alloc(n: number): void {
+    this.ctx.budget.charge(n, "the pickle's objects");
   }
 
   private fail(msg: string): never {
@@ -463,6 +548,8 @@ class Unpickler {
   }
   private take(n: number, what: string): Uint8Array {
     this.need(n, what);
+    this.work(n >> 4);
+    this.alloc(2 * n + 32);
     const b = this.bytes.subarray(this.pos, this.pos + n);
     this.pos += n;
     return b;
@@ -484,6 +571,8 @@ class Unpickler {
 
   private push(v: unknown): void {
     if (this.stack.length >= MAX_STACK) this.fail('pickle stack grew too large');
+    // Every push may be a new object (a dict, a list, a number): charged at its typical size.
+    this.alloc(48);
     this.stack.push(v);
   }
   private pop(): unknown {
@@ -496,6 +585,8 @@ class Unpickler {
   }
   private popMark(): unknown[] {
     const items = this.stack;
+    this.work(items.length);
+    this.alloc(16 * items.length + 64);
     const prev = this.marks.pop();
     if (!prev) this.fail(`pickle uses MARK items without a MARK at byte ${this.pos - 1}`);
     this.stack = prev;
@@ -517,6 +608,7 @@ class Unpickler {
   }
   private dims(v: unknown, what: string): number[] {
     if (!Array.isArray(v)) return this.fail(`expected a tuple for ${what}, got ${describe(v)}`);
+    if (v.length > 64) return this.fail(`${what} has ${v.length} dimensions (at most 64)`);
     return v.map((x, i) => {
       const n = this.int(x, `${what}[${i}]`);
       if (n < 0) this.fail(`${what}[${i}] is negative (${n})`);
@@ -538,6 +630,8 @@ class Unpickler {
     } else this.fail(`SETITEM on ${describe(d)}, not a dict`);
   }
   private append(l: unknown, items: unknown[]): void {
+    this.work(items.length);
+    this.alloc(16 * items.length);
     if (Array.isArray(l) && !Object.isFrozen(l)) {
       if (l.length + items.length > MAX_STACK) this.fail('pickle list grew too large');
       for (const x of items) l.push(x);
@@ -577,7 +671,6 @@ class Unpickler {
         this.fail(`storage '${sanitize(keyV)}' declares ${numel} ${dtype} elements (${numel * es} bytes) but holds only ${bytes.length} bytes`);
       }
       root = new StorageRef(keyV, dtype, numel, bytes.subarray(0, numel * es));
-      this.ctx.budget += root.bytes.length * this.ctx.perStorageByte;
       this.storages.set(cacheKey, root);
     } else if (root.numel !== numel) {
       this.fail(`storage '${sanitize(keyV)}' is declared with ${root.numel} and with ${numel} elements`);
@@ -622,6 +715,9 @@ class Unpickler {
       case 'ordereddict': {
         const m = new Map<string, unknown>();
         if (args.length > 0 && Array.isArray(args[0])) {
+          // A new dict each call (it may be filled afterwards), so its size is charged each time.
+          this.work(64 * args[0].length);
+          this.alloc(48 * args[0].length + 64);
           for (const pair of args[0] as unknown[]) {
             if (!Array.isArray(pair) || pair.length !== 2) this.fail('OrderedDict built from something other than pairs');
             m.set(this.dictKey(pair[0]), pair[1]);
@@ -646,19 +742,37 @@ class Unpickler {
         }
         return this.call(func, inner);
       }
-      case 'size':
-        return Object.freeze(this.dims(args[0] ?? [], 'torch.Size'));
-      case 'device':
-        return args.length > 1 && args[1] !== null ? `${String(args[0])}:${String(args[1])}` : String(args[0]);
+      case 'size': {
+        // Immutable, so calls on one (memoised) tuple share one result.
+        const src = args[0] ?? [];
+        const known = typeof src === 'object' && src !== null ? this.sizes.get(src) : undefined;
+        if (known) return known;
+        const dims = Object.freeze(this.dims(src, 'torch.Size'));
+        if (typeof src === 'object' && src !== null) this.sizes.set(src, dims);
+        return dims;
+      }
+      case 'device': {
+        const [type, index] = args;
+        if (typeof type !== 'string' || type.length > 64 || (index !== undefined && index !== null && typeof index !== 'number')) {
+          return this.fail(`torch.device called with ${describe(type)}, not a device name`);
+        }
+        return index !== undefined && index !== null ? `${type}:${index}` : type;
+      }
       case 'codecs_encode': {
         const [s, enc] = args;
         if (typeof s !== 'string' || (enc !== 'latin1' && enc !== 'latin-1')) return this.fail('_codecs.encode is only accepted for latin1 bytes');
+        // Bytes are never modified once loaded, so calls on one (memoised) string share one result.
+        const known = this.encoded.get(s);
+        if (known) return known;
+        this.work(s.length);
+        this.alloc(s.length + 64);
         const out = new Uint8Array(s.length);
         for (let i = 0; i < s.length; i++) {
           const c = s.charCodeAt(i);
           if (c > 255) this.fail('_codecs.encode got a non-latin1 string');
           out[i] = c;
         }
+        this.encoded.set(s, out);
         return out;
       }
       case 'opaque':
@@ -673,6 +787,7 @@ class Unpickler {
     const b = this.bytes;
     for (;;) {
       if (this.pos >= b.length) this.fail(`pickle truncated (no STOP opcode) after ${b.length} bytes`);
+      this.work(1);
       const at = this.pos;
       const op = b[this.pos++]!;
       switch (op) {
@@ -787,6 +902,7 @@ class Unpickler {
           // DICT
           const items = this.popMark();
           if (items.length % 2) this.fail('DICT with an odd number of items');
+          this.work(4 * items.length);
           const m = new Map<string, unknown>();
           for (let i = 0; i < items.length; i += 2) m.set(this.dictKey(items[i]), items[i + 1]);
           this.push(m);
@@ -845,6 +961,7 @@ class Unpickler {
           // SETITEMS
           const items = this.popMark();
           if (items.length % 2) this.fail('SETITEMS with an odd number of items');
+          this.work(4 * items.length);
           const d = this.top();
           for (let i = 0; i < items.length; i += 2) this.setItem(d, items[i], items[i + 1]);
           break;
@@ -957,6 +1074,7 @@ class Unpickler {
   finalize(v: unknown): PthValue {
     const seen = new Set<object>();
     const walk = (x: unknown, depth: number): void => {
+      this.work(1);
       if (x === null || typeof x !== 'object') {
         if (typeof x === 'function' || typeof x === 'symbol' || x === undefined) this.fail(`unexpected value ${describe(x)}`);
         return;

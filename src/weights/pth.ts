@@ -85,6 +85,7 @@ function loadZipCheckpoint(bytes: Uint8Array, name: string, options: LoadPthOpti
     name,
     loadStorage,
     bigEndian,
+    budget: zip.budget,
     ...(options.allowOpaqueGlobals !== undefined ? { allowOpaqueGlobals: options.allowOpaqueGlobals } : {}),
     ...(options.maxTensorBytes !== undefined ? { maxTensorBytes: options.maxTensorBytes } : {}),
   }).value;
@@ -92,11 +93,13 @@ function loadZipCheckpoint(bytes: Uint8Array, name: string, options: LoadPthOpti
 
 /** Legacy torch.save format: magic, protocol, sys_info, object, storage keys, raw storages. */
 function loadLegacy(bytes: Uint8Array, name: string, options: LoadPthOptions): PthValue {
-  const magic = unpickleAt(bytes, 0, { name });
+  // One memory allowance for every pickle of the file and its tensors.
+  const budget = new ReadBudget(name, bytes.length, options.maxBytes);
+  const magic = unpickleAt(bytes, 0, { name, budget });
   if (magic.value !== LEGACY_MAGIC) throw new Error(`${name}: not a torch checkpoint (starts with ${hexPrefix(bytes)})`);
-  const proto = unpickleAt(bytes, magic.end, { name });
+  const proto = unpickleAt(bytes, magic.end, { name, budget });
   if (proto.value !== LEGACY_PROTOCOL) throw new Error(`${name}: unsupported legacy checkpoint protocol ${String(proto.value)}`);
-  const sysInfo = unpickleAt(bytes, proto.end, { name });
+  const sysInfo = unpickleAt(bytes, proto.end, { name, budget });
   if (sysInfo.value instanceof Map && sysInfo.value.get('little_endian') === false) {
     throw new Error(`${name}: big-endian legacy checkpoints are not supported`);
   }
@@ -106,6 +109,7 @@ function loadLegacy(bytes: Uint8Array, name: string, options: LoadPthOptions): P
   const declared = new Map<string, { dtype: StorageDtype; numel: number }>();
   unpickleAt(bytes, mainStart, {
     name,
+    budget,
     dryRun: true,
     ...(options.allowOpaqueGlobals !== undefined ? { allowOpaqueGlobals: options.allowOpaqueGlobals } : {}),
     loadStorage: (key, dtype, numel) => {
@@ -114,7 +118,7 @@ function loadLegacy(bytes: Uint8Array, name: string, options: LoadPthOptions): P
     },
   });
   const mainEnd = skipPickle(bytes, mainStart, name);
-  const keysPickle = unpickleAt(bytes, mainEnd, { name });
+  const keysPickle = unpickleAt(bytes, mainEnd, { name, budget });
   if (!Array.isArray(keysPickle.value) || !keysPickle.value.every((k) => typeof k === 'string')) {
     throw new Error(`${name}: legacy checkpoint has a malformed storage key list`);
   }
@@ -137,6 +141,7 @@ function loadLegacy(bytes: Uint8Array, name: string, options: LoadPthOptions): P
   }
   return unpickleAt(bytes, mainStart, {
     name,
+    budget,
     loadStorage: (key) => {
       const b = data.get(key);
       if (!b) throw new Error(`${name}: storage '${sanitize(key)}' is missing from the legacy checkpoint`);

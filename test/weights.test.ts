@@ -9,7 +9,8 @@ import { OP, cat, enc, f32bytes, le, dictPickle, safetensorsFile, tensorOps, tor
 import { bf16ToFloat, f32, floatToHalf, halfToFloat } from '../src/tensor.js';
 import type { HostTensor, TensorMap } from '../src/tensor.js';
 import { concatChunks, encodeZip, openZip } from '../src/weights/zip.js';
-import { encodeTorchPickle, PthDtype, PthOpaque, unpickle } from '../src/weights/pickle.js';
+import { PthDtype, PthOpaque, unpickle } from '../src/weights/pickle.js';
+import { encodeTorchPickle } from '../src/weights/pickle-writer.js';
 import type { PthDict, PthValue } from '../src/weights/pickle.js';
 import { encodePth, loadPth, writePth } from '../src/weights/pth.js';
 import { encodeSafetensors, readSafetensors, readSafetensorsWithMetadata, writeSafetensors } from '../src/weights/safetensors.js';

@@ -11,7 +11,8 @@ import { concatChunks, crc32, encodeZip, hexPrefix, openZip } from './zip.js';
 import { sanitize } from '../errors.js';
 import { ReadBudget } from './budget.js';
 import type { ZipInput } from './zip.js';
-import { encodeTorchPickle, skipPickle, STORAGE_ELEMENT_SIZE, unpickleAt } from './pickle.js';
+import { skipPickle, STORAGE_ELEMENT_SIZE, unpickleAt } from './pickle.js';
+import { encodeTorchPickle } from './pickle-writer.js';
 import type { PthValue, StorageDtype, StorageLoader } from './pickle.js';
 
 export { PthDtype, PthOpaque, isHostTensor } from './pickle.js';

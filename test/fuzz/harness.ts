@@ -1,6 +1,7 @@
 /**
  * The fuzzing harness: runs generated cases in child processes, each case under a time limit
- * (the child is killed past it) and a memory limit (a hard RLIMIT_DATA via `prlimit` where
+ * (CPU time of the reader, so that a loaded machine does not make cases bad; the child is also
+ * killed past a wall-clock limit) and a memory limit (a hard RLIMIT_DATA via `prlimit` where
  * available, V8's --max-old-space-size, and the child's peak RSS checked against the readers'
  * documented bound), and counts the results per kind as clean / error / bad.
  */
@@ -23,7 +24,9 @@ export interface FuzzOptions {
   readonly kinds?: readonly FuzzKind[];
   /** Child processes run at once (default 2). */
   readonly workers?: number;
-  /** Time limit of one case, generation included (default 20 s). */
+  /** CPU time a reader may spend on one case (default 10 s). */
+  readonly cpuLimitMs?: number;
+  /** Wall-clock limit of one case, generation included, after which its worker is killed (default 120 s). */
   readonly timeoutMs?: number;
   /** Hard data-segment limit of each child (default 2 GiB). */
   readonly dataLimit?: number;
@@ -48,8 +51,8 @@ export interface FuzzResult {
   readonly bad: BadCase[];
   readonly cases: number;
   readonly seconds: number;
-  /** The slowest case (reader time). */
-  readonly slowest: { kind: FuzzKind; index: number; recipe: string; ms: number } | null;
+  /** The slowest case (reader CPU time, and its wall time). */
+  readonly slowest: { kind: FuzzKind; index: number; recipe: string; cpuMs: number; ms: number } | null;
   /** The highest peak RSS above a worker's starting RSS, and its case. */
   readonly peak: { kind: FuzzKind; index: number; recipe: string; bytes: number; size: number } | null;
 }
@@ -124,7 +127,8 @@ function runCase(w: Worker, req: CaseRequest, timeoutMs: number): Promise<{ repo
 /** Runs the fuzzer (see {@link FuzzOptions}) and returns the counts and the bad cases. */
 export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
   const kinds = o.kinds ?? FUZZ_KINDS;
-  const timeoutMs = o.timeoutMs ?? 20_000;
+  const timeoutMs = o.timeoutMs ?? 120_000;
+  const cpuLimitMs = o.cpuLimitMs ?? 10_000;
   const counts = Object.fromEntries(kinds.map((k) => [k, { clean: 0, error: 0, bad: 0 }])) as FuzzResult['counts'];
   const bad: BadCase[] = [];
   let slowest: FuzzResult['slowest'] = null;
@@ -166,11 +170,12 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
         const limit = caseMemoryLimit(kind, report.size, report.pixels);
         let reason: string | undefined;
         if (report.cls === 'bad') reason = report.detail ?? 'bad';
+        else if (report.cpuMs > cpuLimitMs) reason = `time: ${report.cpuMs.toFixed(0)} ms of CPU, over the ${cpuLimitMs} ms limit`;
         else if (used > limit) reason = `memory: peak RSS grew by ${used} bytes, over the bound of ${limit} for a ${report.size}-byte file`;
         else if (w.output.length > 0) reason = `printed to stdout/stderr: ${JSON.stringify(w.output.slice(0, 300))}`;
         if (reason !== undefined) await record(kind, index, report.recipe, reason);
         else counts[kind][report.cls]++;
-        if (!slowest || report.ms > slowest.ms) slowest = { kind, index, recipe: report.recipe, ms: report.ms };
+        if (!slowest || report.cpuMs > slowest.cpuMs) slowest = { kind, index, recipe: report.recipe, cpuMs: report.cpuMs, ms: report.ms };
         if (!peak || used > peak.bytes) peak = { kind, index, recipe: report.recipe, bytes: used, size: report.size };
         if (used > RESPAWN_GROWTH || reason !== undefined) {
           stop(w);

@@ -24,6 +24,8 @@ export interface CaseReport extends Outcome {
   readonly recipe: string;
   readonly size: number;
   readonly ms: number;
+  /** CPU time of the reader (user + system), which a loaded machine inflates far less than wall time. */
+  readonly cpuMs: number;
   /** Peak resident memory of the worker so far (bytes). */
   readonly maxRss: number;
   /** Pixels the image header declares (images only), for the image memory bound. */
@@ -67,6 +69,7 @@ process.on('message', (m: CaseRequest) => {
   void (async () => {
     const c = await generate(m.kind, m.seed, m.index);
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     let o: Outcome;
     try {
       o = await read(c.kind, c.bytes);
@@ -80,6 +83,10 @@ process.on('message', (m: CaseRequest) => {
       recipe: c.recipe,
       size: c.bytes.length,
       ms: performance.now() - t0,
+      cpuMs: (() => {
+        const c1 = process.cpuUsage(c0);
+        return (c1.user + c1.system) / 1000;
+      })(),
       maxRss: process.resourceUsage().maxRSS * 1024,
       ...(pixels !== undefined ? { pixels } : {}),
     };

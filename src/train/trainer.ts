@@ -51,7 +51,7 @@ import { type Batch, type BatchPlan, gaussians, openTrainDataset, TrainLoader } 
 import './realesrgan-data.js'; // registers datasets.train.type: RealESRGANDataset
 import { Ema } from './ema.js';
 import { buildObjective, type LossKind, officialOrder } from './objective.js';
-import type { TrainPlan } from './options.js';
+import { OptionError, type TrainPlan } from './options.js';
 import { ParamLayout } from './params.js';
 import { JsonlLog, writeReport, type LogRecord } from './report.js';
 import { encoderLr, jointLr, progressiveStage, scheduledLr } from './schedule.js';
@@ -145,6 +145,7 @@ export class Trainer {
 
   /** Sets up a run: folders, weights (fresh, pretrained or resumed), teacher, data. */
   static async create(plan: TrainPlan, o: TrainerOptions = {}): Promise<Trainer> {
+    if (plan.gan) throw new OptionError(`${plan.file}: model_type DiffIRGANS2Model is not wired into diffir train yet (diffir grad -opt runs one iteration)`, 'model_type');
     const t = new Trainer(plan, o);
     await t.setup();
     return t;

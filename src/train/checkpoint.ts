@@ -19,7 +19,7 @@ import { ddpmSchedule, scheduleBuffers } from '../models/ddpm.js';
 import { S2_ALIAS_PREFIXES } from '../models/params.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
 import { loadPth, writePth, isHostTensor, type PthDict, type PthValue } from '../weights/pth.js';
-import { extractStateDict } from '../weights/statedict.js';
+import { diffStateDict, extractStateDict, formatStateDictDiff } from '../weights/statedict.js';
 
 /** The folders of an experiment. */
 export interface ExperimentDirs {
@@ -76,6 +76,35 @@ export function loadNetworkStateDict(path: string, key: string): TensorMap {
   const v = loadPth(path);
   const k = v instanceof Map && !v.has(key) && v.has('params') ? 'params' : key;
   return extractStateDict(v, path, v instanceof Map && v.has(k) ? { key: k } : {});
+}
+
+/**
+ * BasicSR's `load_network`: copies the weights of checkpoint `file` (entry `key`) whose names and
+ * shapes `shapes` expects into `into` — all of them (`strict`: any missing, unexpected or
+ * mismatched key is an error naming `optKey` and the strict switch), or the matching ones.
+ * Returns how many keys had other shapes (not loaded).
+ */
+export function loadPretrainedInto(
+  into: Map<string, HostTensor>,
+  file: string,
+  key: string,
+  shapes: ReadonlyMap<string, readonly number[]>,
+  o: { readonly strict: boolean; readonly optKey: string; readonly strictKey: string; readonly ignore?: (key: string) => boolean },
+): { mismatched: number } {
+  const sd = loadNetworkStateDict(file, key);
+  const diff = diffStateDict(shapes, sd, o.ignore);
+  if (o.strict && (diff.missing.length || diff.unexpected.length || diff.mismatched.length)) {
+    throw new Error(`${o.optKey}: ${formatStateDictDiff(diff, file)} (set path.${o.strictKey}: false to load the matching keys only)`);
+  }
+  let n = 0;
+  for (const [k, t] of sd) {
+    const want = shapes.get(k);
+    if (!want || t.dtype !== 'float32' || t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) continue;
+    into.set(k, t);
+    n++;
+  }
+  if (n === 0) throw new Error(`${o.optKey}: ${file} has no weights this model can use`);
+  return { mismatched: diff.mismatched.length };
 }
 
 /** Adam state in a training state file. */

@@ -3,14 +3,12 @@
  * (strict or matching keys, as BasicSR's load_network), the teacher's `E.*` and the VGG19
  * features. Shared by the trainer and `diffir grad -opt` (one official iteration).
  */
-import { basename } from 'node:path';
 import { discriminatorStateShapes } from '../models/discriminator.js';
 import { deepestLayer } from '../models/vgg.js';
 import { selectWeights } from '../models/params.js';
 import type { SessionOptions } from '../runtime/session.js';
 import { f32, type HostTensor, type TensorMap } from '../tensor.js';
-import { diffStateDict, formatStateDictDiff } from '../weights/statedict.js';
-import { loadNetworkStateDict } from './checkpoint.js';
+import { loadNetworkStateDict, loadPretrainedInto } from './checkpoint.js';
 import { gaussians } from './data.js';
 import { GanIteration, type GanSpec, spectralBuffers, type SpectralBuffers } from './gan.js';
 import { usmSharp } from '../data/degrade/runtime.js';
@@ -49,21 +47,8 @@ export function frozenWeights(p: TrainPlan, teacherFile: string, cwd: string): T
  * over `into`. Returns the parameters (by name) and the spectral-norm buffers.
  */
 export function loadDiscriminator(p: TrainPlan, file: string, into?: TensorMap, strict = p.gan!.strictLoadD): { weights: TensorMap; sn: SpectralBuffers } {
-  const shapes = discriminatorStateShapes(p.gan!.disc);
-  const sd = loadNetworkStateDict(file, p.gan!.paramKeyD);
-  const diff = diffStateDict(shapes, sd);
-  if (strict && (diff.missing.length || diff.unexpected.length || diff.mismatched.length)) {
-    throw new Error(`path.pretrain_network_d: ${formatStateDictDiff(diff, file)} (set path.strict_load_d: false to load the matching keys only)`);
-  }
   const all: TensorMap = new Map(into ?? []);
-  let n = 0;
-  for (const [k, want] of shapes) {
-    const t = sd.get(k);
-    if (!t || t.dtype !== 'float32' || t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) continue;
-    all.set(k, t);
-    n++;
-  }
-  if (n === 0) throw new Error(`path.pretrain_network_d: ${basename(file)} has no weights of this discriminator`);
+  loadPretrainedInto(all, file, p.gan!.paramKeyD, discriminatorStateShapes(p.gan!.disc), { strict, optKey: 'path.pretrain_network_d', strictKey: 'strict_load_d' });
   const weights: TensorMap = new Map([...all].filter(([k]) => !/\.weight_[uv]$/.test(k)));
   return { weights, sn: spectralBuffers(all, file) };
 }

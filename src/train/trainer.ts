@@ -32,7 +32,6 @@ import { IPR_DIM } from '../nn/ipr.js';
 import { Rng } from '../random.js';
 import type { SessionOptions } from '../runtime/session.js';
 import { f32, type HostTensor, type TensorMap } from '../tensor.js';
-import { diffStateDict, formatStateDictDiff } from '../weights/statedict.js';
 import { writeFileAtomicSync as writeFileAtomic } from '../fs/atomic.js';
 import { Adam } from './adam.js';
 import {
@@ -40,6 +39,7 @@ import {
   experimentDirs,
   latestTrainingState,
   loadNetworkStateDict,
+  loadPretrainedInto,
   loadTrainingState,
   makeExperimentDirs,
   type OptimizerState,
@@ -233,20 +233,8 @@ export class Trainer {
 
   /** Copies a pretrained checkpoint's weights into `into` (strict, or the matching keys). */
   private loadPretrained(into: TensorMap, file: string, key: string, strict: boolean, shapes: ReadonlyMap<string, readonly number[]>, optKey: string): void {
-    const sd = loadNetworkStateDict(file, key);
-    const diff = diffStateDict(shapes, sd, isIgnoredCheckpointKey);
-    if (strict && (diff.missing.length || diff.unexpected.length || diff.mismatched.length)) {
-      throw new Error(`${optKey}: ${formatStateDictDiff(diff, file)} (set path.strict_load_g: false to load the matching keys only)`);
-    }
-    let n = 0;
-    for (const [k, t] of sd) {
-      const want = shapes.get(k);
-      if (!want || t.dtype !== 'float32' || t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) continue;
-      into.set(k, t);
-      n++;
-    }
-    if (n === 0) throw new Error(`${optKey}: ${file} has no weights this model can use`);
-    if (!strict && diff.mismatched.length) this.say(`note: ${diff.mismatched.length} key(s) of ${basename(file)} have other shapes and were not loaded`);
+    const r = loadPretrainedInto(into, file, key, shapes, { strict, optKey, strictKey: 'strict_load_g', ignore: isIgnoredCheckpointKey });
+    if (!strict && r.mismatched) this.say(`note: ${r.mismatched} key(s) of ${basename(file)} have other shapes and were not loaded`);
   }
 
   private async optimizer(which: 'g' | 'e', length: number): Promise<Adam> {

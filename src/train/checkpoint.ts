@@ -71,6 +71,13 @@ export function saveNetwork(
   return path;
 }
 
+/** Writes `net_d_<tag>.pth` = {'params': D's state dict} as BasicSR saves the discriminator; returns its path. */
+export function saveDiscriminator(dirs: ExperimentDirs, tag: number | 'latest', sd: ReadonlyMap<string, HostTensor>): string {
+  const path = join(dirs.models, `net_d_${tag}.pth`);
+  writePth(path, new Map([['params', new Map(sd)]]));
+  return path;
+}
+
 /** Loads a state dict from a BasicSR checkpoint: `key`, falling back to `params` as BasicSR's load_network does. */
 export function loadNetworkStateDict(path: string, key: string): TensorMap {
   const v = loadPth(path);
@@ -118,7 +125,7 @@ export interface OptimizerState {
 export interface TrainingState {
   readonly iter: number;
   readonly epoch: number;
-  /** `g`: all parameters; `e`: CPEN_S2 + denoiser (stage-2 phase A). Absent until first used. */
+  /** `g`: all parameters; `e`: CPEN_S2 + denoiser (stage-2 phase A); `d`: the GAN stage's discriminator. Absent until first used. */
   readonly optimizers: Readonly<Record<string, OptimizerState>>;
   readonly loader: { readonly epoch: number; readonly pos: number; readonly rng: readonly number[] };
   readonly noiseRng: readonly number[];

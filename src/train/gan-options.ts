@@ -40,6 +40,8 @@ export interface GanPlan {
   readonly pretrainD: string | null;
   readonly paramKeyD: string;
   readonly strictLoadD: boolean;
+  /** Working directory the VGG19 file is looked for under (BasicSR's relative VGG_PRETRAIN_PATH). */
+  readonly cwd: string;
 }
 
 type Opt = Record<string, unknown>;
@@ -64,7 +66,7 @@ const PERCEPTUAL_KEYS = ['type', 'layer_weights', 'vgg_type', 'use_input_norm', 
 const GAN_KEYS = ['type', 'gan_type', 'real_label_val', 'fake_label_val', 'loss_weight'];
 
 /** Resolves the GAN keys; problems are pushed as (key, message). */
-export function resolveGan(opt: Opt, abs: (p: string) => string, problem: (key: string, message: string) => void): GanPlan {
+export function resolveGan(opt: Opt, cwd: string, abs: (p: string) => string, problem: (key: string, message: string) => void): GanPlan {
   const train = obj(opt.train);
   const path = obj(opt.path);
   const nd = obj(opt.network_d);
@@ -140,6 +142,10 @@ export function resolveGan(opt: Opt, abs: (p: string) => string, problem: (key: 
   const usmFlags = present.length === 3;
   const usm = usmFlags ? usmTargets(opt.l1_gt_usm, opt.percep_gt_usm, opt.gan_gt_usm) : { l1: false, percep: false, gan: false };
 
+  // Single-process training only: DDP would broadcast D's spectral-norm buffers between replicas.
+  if (typeof opt.num_gpu === 'number' && opt.num_gpu > 1) problem('num_gpu', `${opt.num_gpu} devices are not supported in the GAN stage (one device: num_gpu 1 or auto)`);
+  for (const k of ['use_grad_clip', 'grad_clip_norm']) if (train[k] != null && train[k] !== false) problem(`train.${k}`, 'is not used by DiffIRGANS2Model (SRGANModel does not clip)');
+  if (obj(train.mixing_augs).mixup === true) problem('train.mixing_augs.mixup', 'is not used by DiffIRGANS2Model');
   if (train.optim_d == null) problem('train.optim_d', 'is required by DiffIRGANS2Model');
   const optimD = optimPlan(obj(train.optim_d), 'train.optim_d', problem);
   return {
@@ -156,5 +162,6 @@ export function resolveGan(opt: Opt, abs: (p: string) => string, problem: (key: 
     pretrainD: path.pretrain_network_d ? abs(String(path.pretrain_network_d)) : null,
     paramKeyD: (path.param_key_d as string | null | undefined) ?? 'params',
     strictLoadD: (path.strict_load_d as boolean | undefined) ?? true,
+    cwd,
   };
 }

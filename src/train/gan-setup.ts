@@ -3,7 +3,9 @@
  * (strict or matching keys, as BasicSR's load_network), the teacher's `E.*` and the VGG19
  * features. Shared by the trainer and `diffir grad -opt` (one official iteration).
  */
-import { discriminatorStateShapes } from '../models/discriminator.js';
+import { type DiscriminatorConfig, discriminatorParamShapes, discriminatorStateShapes, SN_CONVS, type SnConv, unetDiscriminatorSN } from '../models/discriminator.js';
+import { Graph } from '../graph/ir.js';
+import { initParams } from '../nn/init.js';
 import { deepestLayer } from '../models/vgg.js';
 import { selectWeights } from '../models/params.js';
 import type { SessionOptions } from '../runtime/session.js';
@@ -30,15 +32,16 @@ export function loadTeacher(p: TrainPlan, file: string): TensorMap {
   return new Map([...w].filter(([k]) => k.startsWith('E.')));
 }
 
+/** The VGG features the perceptual loss uses (none without it), from the file BasicSR would load. */
+export function loadPerceptualVgg(p: TrainPlan, cwd: string): TensorMap {
+  const per = p.gan!.perceptual;
+  if (!per) return new Map();
+  return loadVggFeatures(findVggWeights(p.gan!.vggWeights, cwd), per.vggType, deepestLayer(per.vggType, Object.keys(per.layerWeights)));
+}
+
 /** The frozen weights of the generator step: the teacher's `E.*` and the VGG features. */
 export function frozenWeights(p: TrainPlan, teacherFile: string, cwd: string): TensorMap {
-  const out = loadTeacher(p, teacherFile);
-  const per = p.gan!.perceptual;
-  if (per) {
-    const file = findVggWeights(p.gan!.vggWeights, cwd);
-    for (const [k, t] of loadVggFeatures(file, per.vggType, deepestLayer(per.vggType, Object.keys(per.layerWeights)))) out.set(k, t);
-  }
-  return out;
+  return new Map([...loadTeacher(p, teacherFile), ...loadPerceptualVgg(p, cwd)]);
 }
 
 /**
@@ -51,6 +54,48 @@ export function loadDiscriminator(p: TrainPlan, file: string, into?: TensorMap, 
   loadPretrainedInto(all, file, p.gan!.paramKeyD, discriminatorStateShapes(p.gan!.disc), { strict, optKey: 'path.pretrain_network_d', strictKey: 'strict_load_d' });
   const weights: TensorMap = new Map([...all].filter(([k]) => !/\.weight_[uv]$/.test(k)));
   return { weights, sn: spectralBuffers(all, file) };
+}
+
+/**
+ * A fresh discriminator as torch builds one: conv weights and biases U(±1/√fan_in) (the
+ * nn.Conv2d default), spectral-norm u, v = normalize(N(0, I)).
+ */
+export function initDiscriminator(c: DiscriminatorConfig, seed: number): { weights: TensorMap; sn: SpectralBuffers } {
+  const g = new Graph('UNetDiscriminatorSN');
+  const shapes = discriminatorParamShapes(c);
+  unetDiscriminatorSN(g, c, g.input('x', [1, c.numInCh, 8, 8]), {
+    weight: (name, shape) => g.param(name, shape),
+    vectors: (conv) => {
+      const [o, i, kh, kw] = shapes.get(`${conv}.weight_orig`)! as [number, number, number, number];
+      return { u: g.input(`${conv}.u`, [o]), v: g.input(`${conv}.v`, [i * kh * kw]) };
+    },
+  });
+  const weights = initParams(g, seed);
+  const rng = new Rng((seed ^ 0x5bd1e995) >>> 0);
+  const unit = (n: number) => {
+    const x = gaussians(rng, n);
+    const norm = Math.max(Math.sqrt(x.reduce((a, v) => a + v * v, 0)), 1e-12);
+    return x.map((v) => v / norm);
+  };
+  const sn: SpectralBuffers = new Map();
+  for (const conv of SN_CONVS) {
+    const [o, i, kh, kw] = shapes.get(`${conv}.weight_orig`)! as [number, number, number, number];
+    sn.set(conv, { u: unit(o), v: unit(i * kh * kw) });
+  }
+  return { weights, sn };
+}
+
+/** D's state dict in torch's order: parameters and the spectral-norm buffers (what BasicSR saves as `net_d`). */
+export function discriminatorStateDict(c: DiscriminatorConfig, weights: ReadonlyMap<string, HostTensor>, sn: SpectralBuffers): TensorMap {
+  const out: TensorMap = new Map();
+  for (const [k, shape] of discriminatorStateShapes(c)) {
+    const m = /^(conv\d)\.weight_([uv])$/.exec(k);
+    if (m) {
+      const b = sn.get(m[1] as SnConv)!;
+      out.set(k, f32(shape, (m[2] === 'u' ? b.u : b.v).slice()));
+    } else out.set(k, weights.get(k)!);
+  }
+  return out;
 }
 
 /** Checkpoints of one official iteration; each defaults to the option file's path. */

@@ -567,7 +567,7 @@ export function resolveOptions(f: OptionFile, ctx: ResolveContext = {}): TrainPl
   for (const k of ['perceptual_opt', 'gan_opt', 'optim_d', 'net_d_iters', 'net_d_init_iters']) {
     if (train[k] !== undefined && !isGan) problems.push({ key: `train.${k}`, message: `belongs to the GAN stage (model_type: DiffIRGANS2Model), not ${modelType}` });
   }
-  const gan = isGan ? resolveGan(opt, abs, (key, message) => problems.push({ key, message })) : null;
+  const gan = isGan ? resolveGan(opt, cwd, abs, (key, message) => problems.push({ key, message })) : null;
 
   const net = obj(required('network_g'));
   const task = inferTask(opt, net);

@@ -5,6 +5,11 @@
  *
  * - deblur-gopro stage 1: batch 1, 128×128 patches (DeblurPairedDataset)
  * - realsr-x4 stage 1: batch 1, LQ 64×64 (GT 256×256, PairedImageDataset)
+ * - realsr-x4 GAN stage (DiffIRGANS2Model, `train_DiffIRS2_GAN_x4.yml`'s losses and widths): batch 1,
+ *   GT 256×256, net_g / network_S1 fresh at the official widths, UNetDiscriminatorSN num_feat 64,
+ *   VGG19 perceptual loss to conv5_4 (synthesised weights from ../shared/fixtures when the real
+ *   torchvision file is not in experiments/pretrained_models or $TORCH_HOME: the time does not
+ *   depend on the values)
  *
  *   npm run build && node dist/bench/train.js [--steps 10] [--warmup 3] [--threads 2] [--only deblur|realsr] [--low-memory]
  *
@@ -13,7 +18,7 @@
  * and the process's peak RSS.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +43,8 @@ interface Case {
   readonly scale: number;
   readonly network: string;
   readonly type: string;
+  /** GAN stage instead of stage 1. */
+  readonly gan?: boolean;
 }
 
 const CASES: Case[] = [
@@ -57,7 +64,63 @@ const CASES: Case[] = [
     type: 'PairedImageDataset',
     network: 'n_encoder_res: 9, dim: 64, num_blocks: [13, 1, 1, 1], num_refinement_blocks: 13, heads: [1, 2, 4, 8], ffn_expansion_factor: 2.2, bias: false, LayerNorm_type: BiasFree',
   },
+  {
+    key: 'gan',
+    label: 'realsr-x4 GAN stage, batch 1, GT 256×256',
+    gt: 256,
+    scale: 4,
+    type: 'PairedImageDataset',
+    network: 'n_encoder_res: 9, dim: 64, num_blocks: [13, 1, 1, 1], num_refinement_blocks: 13, heads: [1, 2, 4, 8], ffn_expansion_factor: 2.2, bias: false, LayerNorm_type: BiasFree',
+    gan: true,
+  },
 ];
+
+/** The GAN case's extra files and option lines: a fresh stage-1 teacher, the VGG19 weights. */
+async function ganSetup(tmp: string, c: Case): Promise<string[]> {
+  const { DiffIRS1 } = await import('../src/models/diffir.js');
+  const { initParams } = await import('../src/nn/init.js');
+  const { experimentDirs, makeExperimentDirs, saveNetwork } = await import('../src/train/checkpoint.js');
+  const plan = resolveOptions(readOptions(join(root(), 'options/DiffIR-RealSR/train_DiffIRS1_x4.yml')), { cwd: tmp });
+  const dirs = experimentDirs(join(tmp, 's1'));
+  makeExperimentDirs(dirs);
+  const w = initParams(DiffIRS1(plan.config), 0);
+  const s1 = saveNetwork(dirs, 0, plan.config, 1, w, w);
+  const { vggSearchPaths } = await import('../src/train/vgg-weights.js');
+  const manifest = join(root(), '../shared/fixtures/gan_x4/vgg19.manifest.json');
+  if (!vggSearchPaths(tmp).slice(1).some((p) => existsSync(p)) && existsSync(manifest)) {
+    mkdirSync(join(tmp, 'experiments/pretrained_models'), { recursive: true });
+    spawnSync(process.execPath, [join(root(), '../shared/fixtures/tools/synth-weights.mjs'), manifest, join(tmp, 'experiments/pretrained_models/vgg19-dcbb9e9d.pth')], { stdio: 'inherit' });
+  }
+  return [
+    `network_S1: {type: DiffIRS1, ${c.network}, scale: ${c.scale}}`,
+    'network_d: {type: UNetDiscriminatorSN, num_in_ch: 3, num_feat: 64, skip_connection: true}',
+    `path: {pretrain_network_g: ~, pretrain_network_S1: ${s1}, param_key_g: params_ema, experiments_root: ${tmp}/exp}`,
+    'l1_gt_usm: true',
+    'percep_gt_usm: true',
+    'gan_gt_usm: false',
+    'train:',
+    '  ema_decay: 0.999',
+    '  optim_g: {type: Adam, lr: !!float 1e-4, weight_decay: 0, betas: [0.9, 0.99]}',
+    '  optim_d: {type: Adam, lr: !!float 1e-4, weight_decay: 0, betas: [0.9, 0.99]}',
+    '  scheduler: {type: MultiStepLR, milestones: [400000], gamma: 0.5}',
+    `  total_iter: ${warmup + steps}`,
+    '  encoder_iter: 100000',
+    '  lr_encoder: !!float 2e-4',
+    '  lr_sr: !!float 1e-4',
+    '  gamma_encoder: 0.1',
+    '  gamma_sr: 0.5',
+    '  lr_decay_encoder: 60000',
+    '  lr_decay_sr: 300000',
+    '  pixel_opt: {type: L1Loss, loss_weight: 1.0, reduction: mean}',
+    '  perceptual_opt: {type: PerceptualLoss, layer_weights: {conv1_2: 0.1, conv2_2: 0.1, conv3_4: 1, conv4_4: 1, conv5_4: 1}, vgg_type: vgg19, use_input_norm: true, perceptual_weight: 1.0, style_weight: 0, range_norm: false, criterion: l1}',
+    '  gan_opt: {type: GANLoss, gan_type: vanilla, real_label_val: 1.0, fake_label_val: 0.0, loss_weight: !!float 1.0}',
+    '  kd_opt: {type: KDLoss, loss_weight: 1, temperature: 0.15}',
+  ];
+}
+
+function root(): string {
+  return fileURLToPath(new URL('../..', import.meta.url));
+}
 
 function smooth(seed: number, h: number, w: number): Float32Array {
   const d = new Float32Array(3 * h * w);
@@ -76,14 +139,21 @@ async function runCase(c: Case): Promise<void> {
       const s = size / c.scale;
       await saveImage(join(tmp, 'lq', `${i}.png`), { rgb: f32([1, 3, s, s], smooth(i + 0.5, s, s)) });
     }
-    const opt = [
+    const common = [
       `name: bench_${c.key}`,
-      'model_type: DiffIRS1Model',
+      `model_type: ${c.gan ? 'DiffIRGANS2Model' : 'DiffIRS1Model'}`,
       `scale: ${c.scale}`,
       'manual_seed: 0',
       'datasets:',
       `  train: {name: synth, type: ${c.type}, dataroot_gt: ${tmp}/gt, dataroot_lq: ${tmp}/lq, io_backend: {type: disk}, gt_size: ${c.gt}, use_hflip: true, use_rot: false, geometric_augs: true, batch_size_per_gpu: 1}`,
-      `network_g: {type: DiffIRS1, ${c.network}${c.scale > 1 ? `, scale: ${c.scale}` : ''}}`,
+      `network_g: {type: ${c.gan ? 'DiffIRS2' : 'DiffIRS1'}, ${c.network}${c.scale > 1 ? `, scale: ${c.scale}` : ''}}`,
+      'logger: {print_freq: 1, save_checkpoint_freq: 1000000}',
+    ];
+    const opt = [
+      ...common,
+      ...(c.gan
+        ? await ganSetup(tmp, c)
+        : [
       `path: {pretrain_network_g: ~, experiments_root: ${tmp}/exp}`,
       'train:',
       '  ema_decay: 0.999',
@@ -91,7 +161,7 @@ async function runCase(c: Case): Promise<void> {
       '  scheduler: {type: MultiStepLR, milestones: [500000], gamma: 0.5}',
       `  total_iter: ${warmup + steps}`,
       '  pixel_opt: {type: L1Loss, loss_weight: 1.0, reduction: mean}',
-      'logger: {print_freq: 1, save_checkpoint_freq: 1000000}',
+          ]),
       '',
     ].join('\n');
     writeFileSync(join(tmp, 'opt.yml'), opt);
@@ -131,7 +201,9 @@ async function main(): Promise<void> {
       continue;
     }
     const x = JSON.parse(line) as { median: number; min: number; max: number; peakRssMiB: number };
-    console.log(`| ${c.label} | ${x.median.toFixed(2)} | ${x.min.toFixed(2)}–${x.max.toFixed(2)} | ${(x.peakRssMiB / 1024).toFixed(2)} GiB | ${PYTORCH_S} s | ${(x.median / PYTORCH_S).toFixed(2)} |`);
+    // PyTorch is not installed here: the stage-1 figure is the issue's; the GAN stage has none.
+    const torch = c.gan ? null : PYTORCH_S;
+    console.log(`| ${c.label} | ${x.median.toFixed(2)} | ${x.min.toFixed(2)}–${x.max.toFixed(2)} | ${(x.peakRssMiB / 1024).toFixed(2)} GiB | ${torch ? `${torch} s` : 'not measured'} | ${torch ? (x.median / torch).toFixed(2) : '–'} |`);
   }
 }
 

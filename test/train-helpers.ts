@@ -52,16 +52,17 @@ function down(img: Float32Array, size: number, r: number): Float32Array {
 }
 
 /**
- * Writes `n` pairs of `size`² GT images under `dir`: `gt/`, `lq/` (blurred, same size) and
- * `lqx4/` (×4 box-downsampled). Returns the folder.
+ * Writes `n` pairs of `size`² GT images under `dir`: `gt/`, `lq/` (blurred, same size),
+ * `lqx2/` and `lqx4/` (×2 and ×4 box-downsampled). Returns the folder.
  */
 export async function makeTinyDataset(dir: string, n = 4, size = 32): Promise<string> {
-  for (const d of ['gt', 'lq', 'lqx4']) mkdirSync(join(dir, d), { recursive: true });
+  for (const d of ['gt', 'lq', 'lqx2', 'lqx4']) mkdirSync(join(dir, d), { recursive: true });
   for (let i = 0; i < n; i++) {
     const gt = synthImage(i + 1, size);
     const name = `im${String(i).padStart(2, '0')}.png`;
     await saveImage(join(dir, 'gt', name), { rgb: f32([1, 3, size, size], gt) }, { overwrite: true });
     await saveImage(join(dir, 'lq', name), { rgb: f32([1, 3, size, size], blur(gt, size)) }, { overwrite: true });
+    await saveImage(join(dir, 'lqx2', name), { rgb: f32([1, 3, size / 2, size / 2], down(gt, size, 2)) }, { overwrite: true });
     await saveImage(join(dir, 'lqx4', name), { rgb: f32([1, 3, size / 4, size / 4], down(gt, size, 4)) }, { overwrite: true });
   }
   return dir;

@@ -19,7 +19,7 @@ import { ddpmSchedule, scheduleBuffers } from '../models/ddpm.js';
 import { S2_ALIAS_PREFIXES } from '../models/params.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
 import { loadPth, writePth, isHostTensor, type PthDict, type PthValue } from '../weights/pth.js';
-import { extractStateDict } from '../weights/statedict.js';
+import { diffStateDict, extractStateDict, formatStateDictDiff } from '../weights/statedict.js';
 import { readSafetensors } from '../weights/safetensors.js';
 
 /** The folders of an experiment. */
@@ -72,6 +72,13 @@ export function saveNetwork(
   return path;
 }
 
+/** Writes `net_d_<tag>.pth` = {'params': D's state dict} as BasicSR saves the discriminator; returns its path. */
+export function saveDiscriminator(dirs: ExperimentDirs, tag: number | 'latest', sd: ReadonlyMap<string, HostTensor>): string {
+  const path = join(dirs.models, `net_d_${tag}.pth`);
+  writePth(path, new Map([['params', new Map(sd)]]));
+  return path;
+}
+
 /** Loads a state dict from a BasicSR checkpoint: `key`, falling back to `params` as BasicSR's load_network does. */
 export function loadNetworkStateDict(path: string, key: string): TensorMap {
   // A safetensors file (e.g. a bundled model) holds one state dict: it serves every key.
@@ -79,6 +86,35 @@ export function loadNetworkStateDict(path: string, key: string): TensorMap {
   const v = loadPth(path);
   const k = v instanceof Map && !v.has(key) && v.has('params') ? 'params' : key;
   return extractStateDict(v, path, v instanceof Map && v.has(k) ? { key: k } : {});
+}
+
+/**
+ * BasicSR's `load_network`: copies the weights of checkpoint `file` (entry `key`) whose names and
+ * shapes `shapes` expects into `into` — all of them (`strict`: any missing, unexpected or
+ * mismatched key is an error naming `optKey` and the strict switch), or the matching ones.
+ * Returns how many keys had other shapes (not loaded).
+ */
+export function loadPretrainedInto(
+  into: Map<string, HostTensor>,
+  file: string,
+  key: string,
+  shapes: ReadonlyMap<string, readonly number[]>,
+  o: { readonly strict: boolean; readonly optKey: string; readonly strictKey: string; readonly ignore?: (key: string) => boolean },
+): { mismatched: number } {
+  const sd = loadNetworkStateDict(file, key);
+  const diff = diffStateDict(shapes, sd, o.ignore);
+  if (o.strict && (diff.missing.length || diff.unexpected.length || diff.mismatched.length)) {
+    throw new Error(`${o.optKey}: ${formatStateDictDiff(diff, file)} (set path.${o.strictKey}: false to load the matching keys only)`);
+  }
+  let n = 0;
+  for (const [k, t] of sd) {
+    const want = shapes.get(k);
+    if (!want || t.dtype !== 'float32' || t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) continue;
+    into.set(k, t);
+    n++;
+  }
+  if (n === 0) throw new Error(`${o.optKey}: ${file} has no weights this model can use`);
+  return { mismatched: diff.mismatched.length };
 }
 
 /** Adam state in a training state file. */
@@ -92,7 +128,7 @@ export interface OptimizerState {
 export interface TrainingState {
   readonly iter: number;
   readonly epoch: number;
-  /** `g`: all parameters; `e`: CPEN_S2 + denoiser (stage-2 phase A). Absent until first used. */
+  /** `g`: all parameters; `e`: CPEN_S2 + denoiser (stage-2 phase A); `d`: the GAN stage's discriminator. Absent until first used. */
   readonly optimizers: Readonly<Record<string, OptimizerState>>;
   readonly loader: { readonly epoch: number; readonly pos: number; readonly rng: readonly number[] };
   readonly noiseRng: readonly number[];

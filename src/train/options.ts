@@ -21,6 +21,7 @@ import { checkMix, mildOptions, type DegradationMix, type MildOptions } from '..
 import { realESRGANOptionsFromBasicSR, REALESRGAN_CROP_PAD_SIZE, REALESRGAN_QUEUE_SIZE, type RealESRGANOptions } from '../data/degrade/realesrgan.js';
 import { type DiffIRConfig, type Task, padMultiple, validateConfig } from '../models/config.js';
 import { OptionError, check, s, type Schema } from './schema.js';
+import { type GanPlan, resolveGan } from './gan-options.js';
 import { type ManualRule, type ProgressiveSpec, type SchedulerSpec, SCHEDULER_TYPES } from './schedule.js';
 
 export { OptionError } from './schema.js';
@@ -125,9 +126,10 @@ export const OPTIONS_SCHEMA: Schema = s.obj({
   // Real-ESRGAN on-the-fly degradation (RealESRNetModel / RealESRGANModel options)
   high_order_degradation: s.bool(),
   gt_usm: s.bool(),
-  l1_gt_usm: s.bool(),
-  percep_gt_usm: s.bool(),
-  gan_gt_usm: s.bool(),
+  // DiffIRGANS2Model tests `is False`: any other value (0, ~, true) selects the USM target.
+  l1_gt_usm: s.any(),
+  percep_gt_usm: s.any(),
+  gan_gt_usm: s.any(),
   resize_prob: s.list(s.num(0), 3),
   resize_range: range2,
   gaussian_noise_prob: s.num(0),
@@ -360,7 +362,7 @@ export interface MetricPlan {
 export interface TrainPlan {
   readonly file: string;
   readonly name: string;
-  readonly modelType: 'DiffIRS1Model' | 'DiffIRS2Model';
+  readonly modelType: 'DiffIRS1Model' | 'DiffIRS2Model' | 'DiffIRGANS2Model';
   readonly stage: 1 | 2;
   /** The model being trained (`network_g`). */
   readonly config: DiffIRConfig;
@@ -402,6 +404,8 @@ export interface TrainPlan {
   readonly checkpointFreq: number;
   /** Options that were read but have no effect here, one line each. */
   readonly notices: readonly string[];
+  /** DiffIRGANS2Model: the discriminator, its optimizer and the GAN-stage losses; null otherwise. */
+  readonly gan: GanPlan | null;
 }
 
 /** What `resolveOptions` needs besides the file. */
@@ -429,9 +433,9 @@ interface Problem {
   readonly message: string;
 }
 
-/** The stage-1 / stage-2 model types we train, and GAN stage types we know. */
-const MODEL_TYPES = { DiffIRS1Model: 1, DiffIRS2Model: 2 } as const;
-const GAN_MODEL_TYPES = ['DiffIRGANS2Model', 'RealESRGANModel', 'SRGANModel'];
+/** The model types we train (stage 1, stage 2, the GAN stage), and other GAN models we know. */
+const MODEL_TYPES = { DiffIRS1Model: 1, DiffIRS2Model: 2, DiffIRGANS2Model: 2 } as const;
+const OTHER_GAN_MODEL_TYPES = ['RealESRGANModel', 'SRGANModel'];
 
 type Opt = Record<string, unknown>;
 const obj = (v: unknown): Opt => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Opt) : {});
@@ -496,6 +500,7 @@ function resolveRealESRGAN(
   gtSize: number,
   batchSize: number,
   stage: 1 | 2,
+  isGan: boolean,
   problems: Problem[],
   notices: string[],
   abs: (p: string) => string,
@@ -510,8 +515,8 @@ function resolveRealESRGAN(
   if (opt.high_order_degradation === false) {
     problems.push({ key: 'high_order_degradation', message: 'false trains on paired LQ images, which RealESRGANDataset does not provide (use PairedImageDataset)' });
   }
-  const gan = ['l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm'].filter((k) => opt[k] !== undefined);
-  if (gan.length) notices.push(`${gan.join(', ')}: GAN-stage options; DiffIRS${stage}Model does not use them`);
+  const flags = ['l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm'].filter((k) => opt[k] !== undefined);
+  if (flags.length && !isGan) notices.push(`${flags.join(', ')}: GAN-stage options; DiffIRS${stage}Model does not use them`);
   // Ranges are [low, high]; probabilities of a choice must not all be zero.
   for (const [k, v] of [...Object.entries(opt), ...Object.entries(d)]) {
     if (/_range2?$|^blur_sigma2?$/.test(k) && Array.isArray(v) && (v[0] as number) > (v[1] as number)) problems.push({ key: at(k), message: `[${v.join(', ')}] is not a [low, high] range` });
@@ -519,7 +524,8 @@ function resolveRealESRGAN(
   }
   let degradation: RealESRGANOptions | null = null;
   try {
-    degradation = { ...realESRGANOptionsFromBasicSR({ ...opt, scale, gt_size: gtSize || undefined }), usmTarget: false, degradeFromUsm: false };
+    // DiffIRGANS2Model.feed_data blurs USM(GT) first when `l1_gt_usm` is truthy; the targets are made by the trainer.
+    degradation = { ...realESRGANOptionsFromBasicSR({ ...opt, scale, gt_size: gtSize || undefined }), usmTarget: false, degradeFromUsm: isGan && Boolean(opt.l1_gt_usm) };
   } catch (e) {
     const msg = (e instanceof Error ? e.message : String(e)).replace(/^Real-ESRGAN degradation: /, '');
     const word = /^(\w+)/.exec(msg)?.[1] ?? '';
@@ -590,15 +596,17 @@ export function resolveOptions(f: OptionFile, ctx: ResolveContext = {}): TrainPl
   const modelType = String(required('model_type') ?? '');
   let stage: 1 | 2 = 1;
   if (modelType in MODEL_TYPES) stage = MODEL_TYPES[modelType as keyof typeof MODEL_TYPES];
-  else if (GAN_MODEL_TYPES.includes(modelType)) {
-    unsupported('model_type', `'${modelType}' (the GAN stage: perceptual VGG19 loss, UNetDiscriminatorSN and its optimizer) is not supported yet`);
+  else if (OTHER_GAN_MODEL_TYPES.includes(modelType)) {
+    unsupported('model_type', `'${modelType}' is not a DiffIR model (DiffIR's GAN stage is DiffIRGANS2Model)`);
     stage = 2;
-  } else if (modelType) unsupported('model_type', `'${modelType}' is not a DiffIR training model (DiffIRS1Model or DiffIRS2Model)`);
+  } else if (modelType) unsupported('model_type', `'${modelType}' is not a DiffIR training model (DiffIRS1Model, DiffIRS2Model or DiffIRGANS2Model)`);
+  const isGan = modelType === 'DiffIRGANS2Model';
   const train = obj(opt.train);
-  if (opt.network_d !== undefined && !GAN_MODEL_TYPES.includes(modelType)) unsupported('network_d', 'a discriminator is only used by the GAN stage, which is not supported yet');
+  if (opt.network_d !== undefined && !isGan) problems.push({ key: 'network_d', message: `a discriminator is only used by the GAN stage (model_type: DiffIRGANS2Model), not ${modelType}` });
   for (const k of ['perceptual_opt', 'gan_opt', 'optim_d', 'net_d_iters', 'net_d_init_iters']) {
-    if (train[k] !== undefined && !GAN_MODEL_TYPES.includes(modelType)) unsupported(`train.${k}`, 'belongs to the GAN stage, which is not supported yet');
+    if (train[k] !== undefined && !isGan) problems.push({ key: `train.${k}`, message: `belongs to the GAN stage (model_type: DiffIRGANS2Model), not ${modelType}` });
   }
+  const gan = isGan ? resolveGan(opt, cwd, abs, (key, message) => problems.push({ key, message })) : null;
 
   const net = obj(required('network_g'));
   const task = inferTask(opt, net);
@@ -688,7 +696,7 @@ export function resolveOptions(f: OptionFile, ctx: ResolveContext = {}): TrainPl
       if (d.geometric_augs !== undefined && type !== 'DeblurPairedDataset') notices.push(`${key}.geometric_augs: only DeblurPairedDataset uses it`);
     }
     let realesrgan: RealESRGANPlan | undefined;
-    if (isSynthetic && phase === 'train') realesrgan = resolveRealESRGAN(opt, d, key, scale, gtSize, batchSize, stage, problems, notices, abs);
+    if (isSynthetic && phase === 'train') realesrgan = resolveRealESRGAN(opt, d, key, scale, gtSize, batchSize, stage, isGan, problems, notices, abs);
     if (phase === 'val' && !isPaired && !extraDatasetTypes.has(type)) continue;
     dsPlans.push({
       key,
@@ -717,7 +725,7 @@ export function resolveOptions(f: OptionFile, ctx: ResolveContext = {}): TrainPl
 
   // Real-ESRGAN degradation options only act with the RealESRGAN dataset.
   if (datasets.train && obj(datasets.train).type !== 'RealESRGANDataset') {
-    const deg = ['gt_usm', 'l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm', 'resize_prob', 'queue_size', 'high_order_degradation'].filter((k) => opt[k] !== undefined);
+    const deg = ['gt_usm', ...(isGan ? [] : ['l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm']), 'resize_prob', 'queue_size', 'high_order_degradation'].filter((k) => opt[k] !== undefined);
     if (deg.length) notices.push(`${deg.join(', ')}: Real-ESRGAN degradation options, ignored with a paired dataset`);
     const kernels = ['blur_kernel_size', 'kernel_list', 'sinc_prob', 'final_sinc_prob', 'crop_pad_size', 'degradation_mix'].filter((k) => obj(datasets.train)[k] !== undefined);
     if (kernels.length) notices.push(`datasets.train.${kernels.join(', ')}: RealESRGANDataset options, ignored by ${String(obj(datasets.train).type)}`);
@@ -794,16 +802,17 @@ export function resolveOptions(f: OptionFile, ctx: ResolveContext = {}): TrainPl
   // --- losses
   const pix = obj(train.pixel_opt);
   const pixType = String(pix.type ?? 'L1Loss');
-  if (train.pixel_opt === undefined) problems.push({ key: 'train.pixel_opt', message: 'is required (the official models need a pixel loss)' });
+  // SRGANModel (the GAN stage) makes the pixel and KD losses optional.
+  if (train.pixel_opt === undefined && !isGan) problems.push({ key: 'train.pixel_opt', message: 'is required (the official models need a pixel loss)' });
   if (!['L1Loss', 'MSELoss', 'CharbonnierLoss'].includes(pixType)) unsupported('train.pixel_opt.type', `'${pixType}' is not supported (L1Loss, MSELoss, CharbonnierLoss)`);
   if (pix.reduction === 'none') unsupported('train.pixel_opt.reduction', "'none' cannot be optimised (mean or sum)");
   if (pix.eps !== undefined && pixType !== 'CharbonnierLoss') problems.push({ key: 'train.pixel_opt.eps', message: `is not an argument of ${pixType}` });
   let kd: TrainPlan['kd'] = null;
   if (stage === 2) {
     const k = obj(train.kd_opt);
-    if (train.kd_opt === undefined) problems.push({ key: 'train.kd_opt', message: 'is required by DiffIRS2Model' });
-    else if (k.type !== 'KDLoss') unsupported('train.kd_opt.type', `'${String(k.type)}' is not supported (KDLoss)`);
-    kd = { weight: (k.loss_weight as number | undefined) ?? 1, temperature: (k.temperature as number | undefined) ?? 0.15 };
+    if (train.kd_opt === undefined && !isGan) problems.push({ key: 'train.kd_opt', message: 'is required by DiffIRS2Model' });
+    else if (train.kd_opt !== undefined && k.type !== 'KDLoss') unsupported('train.kd_opt.type', `'${String(k.type)}' is not supported (KDLoss)`);
+    if (train.kd_opt !== undefined || !isGan) kd = { weight: (k.loss_weight as number | undefined) ?? 1, temperature: (k.temperature as number | undefined) ?? 0.15 };
   } else if (train.kd_opt !== undefined) problems.push({ key: 'train.kd_opt', message: 'is a stage-2 loss; DiffIRS1Model does not use it' });
 
   let gradClip: number | null = null;
@@ -825,7 +834,7 @@ export function resolveOptions(f: OptionFile, ctx: ResolveContext = {}): TrainPl
   const pretrainG = path.pretrain_network_g ? abs(String(path.pretrain_network_g)) : null;
   const pretrainS1 = path.pretrain_network_S1 ? abs(String(path.pretrain_network_S1)) : null;
   if (stage === 2 && !pretrainS1) problems.push({ key: 'path.pretrain_network_S1', message: 'is required by DiffIRS2Model (the frozen stage-1 teacher)' });
-  if (path.pretrain_network_d != null) unsupported('path.pretrain_network_d', 'belongs to the GAN stage, which is not supported yet');
+  if (!isGan) for (const k of ['pretrain_network_d', 'param_key_d', 'strict_load_d']) if (path[k] != null) problems.push({ key: `path.${k}`, message: `belongs to the GAN stage (model_type: DiffIRGANS2Model), not ${modelType}` });
 
   // --- validation and logging
   const val = obj(opt.val);
@@ -898,6 +907,7 @@ export function resolveOptions(f: OptionFile, ctx: ResolveContext = {}): TrainPl
     printFreq,
     checkpointFreq,
     notices,
+    gan,
   };
 }
 

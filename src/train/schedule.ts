@@ -110,6 +110,11 @@ export function jointLr(r: ManualRule, iter: number): number {
   return r.lrSr * r.gammaSr ** Math.floor((iter - r.encoderIter) / r.lrDecaySr);
 }
 
+/** DiffIRGANS2Model's generator rule: lr_sr · gamma_sr^(iter // lr_decay_sr) (no phases). */
+export function ganLr(r: ManualRule, iter: number): number {
+  return r.lrSr * r.gammaSr ** Math.floor(iter / r.lrDecaySr);
+}
+
 /** The progressive patch / batch schedule of the deblurring recipe (per-GPU batch). */
 export interface ProgressiveSpec {
   /** `iters`: iterations of each stage. */

@@ -20,6 +20,8 @@ export interface StepResult {
   gradNorm: number;
   /** Values logged by the graph (e.g. the separate loss terms). */
   logs: Record<string, number>;
+  /** The tensors asked for with the `outputs` option, by name. */
+  outputs: Record<string, HostTensor>;
 }
 
 /** Options of `TrainStep.create`. */
@@ -30,6 +32,8 @@ export interface TrainStepOptions {
   frozen?: TensorMap;
   /** Scalar values to report each step. */
   logs?: Record<string, Value>;
+  /** Tensors to return each step (e.g. the network output another step needs). */
+  outputs?: Record<string, Value>;
   session?: SessionOptions;
 }
 
@@ -40,6 +44,7 @@ export class TrainStep {
     /** Flat layout of the trainable parameters (the gradient buffer's layout). */
     readonly layout: ParamLayout,
     private readonly logNames: readonly string[],
+    private readonly outputNames: readonly string[],
     /** Names of the data inputs (everything fed besides the weights). */
     readonly dataInputs: readonly string[],
   ) {}
@@ -62,9 +67,11 @@ export class TrainStep {
     graph.output(norm, 'grad_norm');
     const logNames = Object.keys(o.logs ?? {});
     for (const [k, v] of Object.entries(o.logs ?? {})) graph.output(op.reshape(v, []), `log_${k}`);
+    const outputNames = Object.keys(o.outputs ?? {});
+    for (const [k, v] of Object.entries(o.outputs ?? {})) graph.output(v, `out_${k}`);
     const bytes = toOnnx(graph, { params: 'inputs', weights: frozen, embed: new Set(frozen.keys()) });
     const session = await Session.create(bytes, o.session);
-    return new TrainStep(session, layout, logNames, graph.inputs.map((v) => v.name));
+    return new TrainStep(session, layout, logNames, outputNames, graph.inputs.map((v) => v.name));
   }
 
   /**
@@ -81,7 +88,12 @@ export class TrainStep {
     }
     const r = await this.session.run(feeds, undefined, { grads: { dtype: 'float32', shape: [this.layout.total], data: gradsOut } });
     const num = (k: string) => (r[k]!.data as Float32Array)[0]!;
-    return { loss: num('loss'), gradNorm: num('grad_norm'), logs: Object.fromEntries(this.logNames.map((k) => [k, num(`log_${k}`)])) };
+    return {
+      loss: num('loss'),
+      gradNorm: num('grad_norm'),
+      logs: Object.fromEntries(this.logNames.map((k) => [k, num(`log_${k}`)])),
+      outputs: Object.fromEntries(this.outputNames.map((k) => [k, r[`out_${k}`]!])),
+    };
   }
 
   /** Frees the session. */

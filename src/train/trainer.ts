@@ -15,6 +15,12 @@
  * - EMA of all weights after every step; checkpoints `net_g_<iter>.pth` (params, params_ema)
  *   and `<iter>.state`; validation with best-result tracking; JSONL log and report.html.
  *
+ * - GAN stage (DiffIRGANS2Model): net_g from the stage-2 checkpoint, UNetDiscriminatorSN (fresh or
+ *   `pretrain_network_d`), each iteration the generator step (when `iter % net_d_iters == 0 and
+ *   iter > net_d_init_iters`) then the D step, one Adam each (`optim_g` at the official G rule
+ *   lr_sr·gamma_sr^(iter // lr_decay_sr), `optim_d` on `train.scheduler`), EMA of net_g;
+ *   checkpoints add `net_d_<iter>.pth` (params with the spectral-norm buffers).
+ *
  * A run is reproducible from its seed and resumable bit for bit: the weights come back from the
  * `.pth`, everything else (Adam moments, iteration, loader position and RNG, noise RNG) from the
  * `.state`. With a training-pair pool (RealESRGANDataset's `queue_size`), the `.state` holds the
@@ -32,7 +38,6 @@ import { IPR_DIM } from '../nn/ipr.js';
 import { Rng } from '../random.js';
 import type { SessionOptions } from '../runtime/session.js';
 import { f32, type HostTensor, type TensorMap } from '../tensor.js';
-import { diffStateDict, formatStateDictDiff } from '../weights/statedict.js';
 import { writeFileAtomicSync as writeFileAtomic } from '../fs/atomic.js';
 import { Adam } from './adam.js';
 import {
@@ -40,9 +45,11 @@ import {
   experimentDirs,
   latestTrainingState,
   loadNetworkStateDict,
+  loadPretrainedInto,
   loadTrainingState,
   makeExperimentDirs,
   type OptimizerState,
+  saveDiscriminator,
   saveNetwork,
   saveTrainingState,
   type TrainingState,
@@ -54,7 +61,11 @@ import { buildObjective, type LossKind, officialOrder } from './objective.js';
 import type { TrainPlan } from './options.js';
 import { ParamLayout } from './params.js';
 import { JsonlLog, writeReport, type LogRecord } from './report.js';
-import { encoderLr, jointLr, progressiveStage, scheduledLr } from './schedule.js';
+import { encoderLr, ganLr, jointLr, progressiveStage, scheduledLr } from './schedule.js';
+import { GanIteration, type SpectralBuffers } from './gan.js';
+import { discriminatorStateDict, ganSpec, initDiscriminator, loadDiscriminator, loadPerceptualVgg } from './gan-setup.js';
+import { discriminatorParamShapes } from '../models/discriminator.js';
+import { usmSharp } from '../data/degrade/runtime.js';
 import { TrainStep } from './step.js';
 import { type ValResult, Validator } from './validate.js';
 
@@ -113,7 +124,9 @@ function secondsToText(s: number): string {
 export class Trainer {
   private params!: Float32Array;
   private ema: Ema | null = null;
-  private optimizers: Partial<Record<'g' | 'e', Adam>> = {};
+  private optimizers: Partial<Record<'g' | 'e' | 'd', Adam>> = {};
+  /** The GAN stage's discriminator (flat weights, spectral-norm buffers) and compiled iteration. */
+  private gan: { layout: ParamLayout; weights: Float32Array; sn: SpectralBuffers; frozen: TensorMap; it: GanIteration | null; key: string; gGrads: Float32Array | null; dGrads: Float32Array | null } | null = null;
   private steps = new Map<string, TrainStep>();
   private teacher: TensorMap = new Map();
   private noiseRng!: Rng;
@@ -197,6 +210,20 @@ export class Trainer {
       const w = selectWeights(sd, tcfg, 1, p.pretrainS1!);
       this.teacher = new Map([...w].filter(([k]) => k.startsWith('E.')));
     }
+    if (p.gan) {
+      const layout = new ParamLayout(discriminatorParamShapes(p.gan.disc));
+      let d;
+      if (state) {
+        const file = join(this.dirs.models, `net_d_${state.iter}.pth`);
+        if (!existsSync(file)) throw new Error(`${file}: missing; it holds the discriminator of training state ${statePath}`);
+        d = loadDiscriminator(p, file, undefined, true);
+      } else {
+        d = initDiscriminator(p.gan.disc, seed + 2);
+        if (p.gan.pretrainD) d = loadDiscriminator(p, p.gan.pretrainD, discriminatorStateDict(p.gan.disc, d.weights, d.sn));
+      }
+      const frozen = new Map([...this.teacher, ...loadPerceptualVgg(p, p.gan.cwd)]);
+      this.gan = { layout, weights: layout.pack(d.weights), sn: d.sn, frozen, it: null, key: '', gGrads: null, dGrads: null };
+    }
 
     this.noiseRng = state ? new Rng(Uint32Array.from(state.noiseRng)) : new Rng((seed ^ 0x2545f491) >>> 0);
     this.loader = new TrainLoader(openTrainDataset(p.train), p.train, { seed, worldSize: p.worldSize, mixup: p.mixup });
@@ -208,7 +235,7 @@ export class Trainer {
         await this.loader.restorePools(state.pool);
         this.say(`training-pair pool rebuilt from ${state.pool.batches.length} batch plan(s) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       }
-      for (const [k, s] of Object.entries(state.optimizers)) await this.restoreOptimizer(k as 'g' | 'e', s);
+      for (const [k, s] of Object.entries(state.optimizers)) await this.restoreOptimizer(k as 'g' | 'e' | 'd', s);
       this.best = { ...state.best };
       this.iter = state.iter;
     }
@@ -232,26 +259,14 @@ export class Trainer {
 
   /** Copies a pretrained checkpoint's weights into `into` (strict, or the matching keys). */
   private loadPretrained(into: TensorMap, file: string, key: string, strict: boolean, shapes: ReadonlyMap<string, readonly number[]>, optKey: string): void {
-    const sd = loadNetworkStateDict(file, key);
-    const diff = diffStateDict(shapes, sd, isIgnoredCheckpointKey);
-    if (strict && (diff.missing.length || diff.unexpected.length || diff.mismatched.length)) {
-      throw new Error(`${optKey}: ${formatStateDictDiff(diff, file)} (set path.strict_load_g: false to load the matching keys only)`);
-    }
-    let n = 0;
-    for (const [k, t] of sd) {
-      const want = shapes.get(k);
-      if (!want || t.dtype !== 'float32' || t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) continue;
-      into.set(k, t);
-      n++;
-    }
-    if (n === 0) throw new Error(`${optKey}: ${file} has no weights this model can use`);
-    if (!strict && diff.mismatched.length) this.say(`note: ${diff.mismatched.length} key(s) of ${basename(file)} have other shapes and were not loaded`);
+    const r = loadPretrainedInto(into, file, key, shapes, { strict, optKey, strictKey: 'strict_load_g', ignore: isIgnoredCheckpointKey });
+    if (!strict && r.mismatched) this.say(`note: ${r.mismatched} key(s) of ${basename(file)} have other shapes and were not loaded`);
   }
 
-  private async optimizer(which: 'g' | 'e', length: number): Promise<Adam> {
+  private async optimizer(which: 'g' | 'e' | 'd', length: number): Promise<Adam> {
     let a = this.optimizers[which];
     if (!a) {
-      const o = this.plan.optim;
+      const o = which === 'd' ? this.plan.gan!.optimD : this.plan.optim;
       a = await Adam.create(
         length,
         { lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay, decoupled: o.type === 'AdamW', gradScale: this.plan.worldSize > 1 || this.plan.gradClip !== null },
@@ -262,7 +277,7 @@ export class Trainer {
     return a;
   }
 
-  private async restoreOptimizer(which: 'g' | 'e', s: OptimizerState): Promise<void> {
+  private async restoreOptimizer(which: 'g' | 'e' | 'd', s: OptimizerState): Promise<void> {
     const a = await this.optimizer(which, s.m.length);
     a.setState({ step: s.step, m: s.m, v: s.v });
   }
@@ -274,6 +289,7 @@ export class Trainer {
   /** The loss of iteration `iter`. */
   private phaseOf(iter: number): LossKind {
     if (this.plan.stage === 1) return 's1';
+    if (this.plan.gan) return 's2joint';
     return iter < this.plan.manual!.encoderIter ? 's2enc' : 's2joint';
   }
 
@@ -281,6 +297,7 @@ export class Trainer {
   lrAt(iter: number): number {
     const p = this.plan;
     const phase = this.phaseOf(iter);
+    if (p.gan && p.lrRule === 'manual') return ganLr(p.manual!, iter);
     if (p.stage === 2 && p.lrRule === 'manual') return phase === 's2enc' ? encoderLr(p.manual!, iter) : jointLr(p.manual!, iter);
     return scheduledLr(p.scheduler, p.optim.lr, iter, p.warmupIter);
   }
@@ -336,7 +353,7 @@ export class Trainer {
         const iter = this.iter + 1;
         const kind = this.phaseOf(iter);
         if (kind !== lastPhase) {
-          if (lastPhase !== null || kind !== 's1') {
+          if (!p.gan && (lastPhase !== null || kind !== 's1')) {
             const detail = kind === 's2enc' ? `phase A: CPEN_S2 + denoiser on the KD loss until iteration ${p.manual!.encoderIter - 1}` : kind === 's2joint' ? 'phase B: all weights on pixel + KD loss' : 'stage 1';
             this.record({ event: 'phase', iter, phase: kind, detail });
             this.say(detail);
@@ -354,7 +371,7 @@ export class Trainer {
         const cur = pending ?? prefetch(iter);
         const batches = this.loader.take(cur.plan, await cur.data);
         pending = iter < p.totalIter ? prefetch(iter + 1) : null;
-        const res = await this.trainStep(iter, kind, batches);
+        const res = p.gan ? await this.ganStep(iter, batches[0]!) : await this.trainStep(iter, kind, batches);
         const dt = (performance.now() - t0) / 1000;
         this.iter = iter;
         if (this.o.history) history.push({ iter, losses: res.logs });
@@ -391,6 +408,7 @@ export class Trainer {
       }
       if (!interrupted) {
         const files = [saveNetwork(this.dirs, 'latest', p.config, p.stage, this.weights(), this.emaWeights())];
+        if (this.gan) files.push(saveDiscriminator(this.dirs, 'latest', this.discriminatorStateDict()));
         this.record({ event: 'checkpoint', iter: this.iter, files });
         if (this.validator && p.valFreq !== null && this.validations.at(-1)?.iter !== this.iter) await this.validate(this.iter);
         this.record({ event: 'end', iter: this.iter, time: new Date().toISOString() });
@@ -463,6 +481,50 @@ export class Trainer {
     return { logs, gradNorm, lr };
   }
 
+  /**
+   * One GAN-stage iteration: the generator step (when `iter % net_d_iters == 0 and iter >
+   * net_d_init_iters`), the D step, Adam on each, EMA of net_g (every iteration, as the official code).
+   */
+  private async ganStep(iter: number, b: Batch): Promise<{ logs: Record<string, number>; gradNorm: number; lr: number }> {
+    const p = this.plan;
+    const gan = p.gan!;
+    const s = this.gan!;
+    const [bs, , h, w] = b.lq.shape as [number, number, number, number];
+    const key = `${bs}x${h}x${w}`;
+    if (!s.it || s.key !== key) {
+      if (s.it) await s.it.release();
+      s.it = null;
+      s.it = await GanIteration.create(ganSpec(p), bs, h, w, s.frozen, this.session);
+      s.key = key;
+      const gl = s.it.generatorLayout;
+      if (gl.total !== this.layout.total || gl.slots.some((x, i) => x.name !== this.layout.slots[i]!.name)) throw new Error('internal: the GAN generator step does not train net_g in its official order');
+      s.gGrads = new Float32Array(gl.total);
+      s.dGrads = new Float32Array(s.layout.total);
+    }
+    const eps = f32([bs, IPR_DIM], gaussians(this.noiseRng, bs * IPR_DIM));
+    const usm = gan.usm;
+    const gtUsm = usm.l1 || usm.percep || usm.gan ? await usmSharp(b.gt) : b.gt;
+    const runG = iter % gan.netDIters === 0 && iter > gan.netDInitIters;
+    const r = await s.it.run(this.weights(), s.layout.views(s.weights), s.sn, { lq: b.lq, gt: b.gt, gtUsm, eps }, s.gGrads!, s.dGrads!, { usm, generatorStep: runG });
+    const lr = this.lrAt(iter);
+    if (runG) {
+      const a = await this.optimizer('g', this.layout.total);
+      a.lr = lr;
+      this.params = await a.update(this.params, s.gGrads!, 1);
+    }
+    const ad = await this.optimizer('d', s.layout.total);
+    ad.lr = scheduledLr(p.scheduler, gan.optimD.lr, iter, p.warmupIter);
+    s.weights = await ad.update(s.weights, s.dGrads!, 1);
+    if (this.ema) await this.ema.update(this.params);
+    return { logs: r.logs, gradNorm: r.gGradNorm, lr };
+  }
+
+  /** The discriminator's state dict (GAN stage): parameters and spectral-norm buffers. */
+  private discriminatorStateDict(): TensorMap {
+    const s = this.gan!;
+    return discriminatorStateDict(this.plan.gan!.disc, s.layout.views(s.weights), s.sn);
+  }
+
   /** Weights by official name (views of the live buffer). */
   weights(): TensorMap {
     return this.layout.views(this.params);
@@ -476,6 +538,7 @@ export class Trainer {
   private checkpoint(iter: number, loaderState: ReturnType<TrainLoader['state']>): void {
     const p = this.plan;
     const files = [saveNetwork(this.dirs, iter, p.config, p.stage, this.weights(), this.emaWeights())];
+    if (this.gan) files.push(saveDiscriminator(this.dirs, iter, this.discriminatorStateDict()));
     const optimizers: Record<string, OptimizerState> = {};
     for (const [k, a] of Object.entries(this.optimizers)) {
       const s = a.getState();
@@ -542,6 +605,8 @@ export class Trainer {
   async release(): Promise<void> {
     for (const s of this.steps.values()) await s.release();
     this.steps.clear();
+    if (this.gan?.it) await this.gan.it.release();
+    if (this.gan) this.gan.it = null;
     for (const a of Object.values(this.optimizers)) await a.release();
     this.optimizers = {};
     if (this.ema) await this.ema.release();

@@ -14,6 +14,7 @@ const commands: Record<string, () => Promise<Command>> = {
   restore: async () => (await import('./restore.js')).restore,
   inpaint: async () => (await import('./inpaint.js')).inpaint,
   'export-onnx': async () => (await import('./export-onnx.js')).exportOnnxCommand,
+  eval: async () => (await import('./eval.js')).evalCommand,
 };
 
 async function usage(): Promise<string> {

@@ -134,7 +134,7 @@ export const OPTIONS_SCHEMA: Schema = s.obj({
   jpeg_range2: range2,
   gt_size: s.int(1),
   queue_size: s.int(1),
-  datasets: s.dict(DATASET, /^(train|val(_.*)?)$/, "dataset phases are 'train', 'val' and 'val_<n>'"),
+  datasets: s.dict(DATASET, /^(train|val(_.*)?|test(_.*)?)$/, "dataset phases are 'train', 'val', 'val_<n>' and (for diffir test) 'test_<n>'"),
   network_g: NETWORK,
   network_S1: NETWORK,
   network_d: s.obj({ type: s.str(), num_in_ch: s.int(1), num_feat: s.int(1), skip_connection: s.bool() }),

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { readImage8 } from '../src/metrics/color.js';
 import { psnr } from '../src/metrics/psnr-ssim.js';
-import { readOptions } from '../src/train/options.js';
+import { readOptions, TEST_OPTIONS_SCHEMA } from '../src/train/options.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = join(root, 'dist/src/cli/main.js');
@@ -52,7 +52,7 @@ function withPaths(official: string, cwd: string, replace: [RegExp, string][]): 
 
 test('every official test option file parses', () => {
   for (const f of ['DiffIR-RealSR/test_DiffIRS2_GAN_x1.yml', 'DiffIR-RealSR/test_DiffIRS2_GAN_x2.yml', 'DiffIR-RealSR/test_DiffIRS2_GAN_x4.yml', 'DiffIR-SRGAN/test_DiffIRS2_GAN_x4.yml', 'DiffIR-demotionblur/test_DiffIRS2.yml']) {
-    const o = readOptions(join(root, 'options', f)).opt;
+    const o = readOptions(join(root, 'options', f), [], TEST_OPTIONS_SCHEMA).opt;
     assert.ok(Object.keys(o.datasets as object).length > 0, f);
   }
 });

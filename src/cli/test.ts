@@ -17,7 +17,7 @@ import { intOption, parseCommand } from './args.js';
 import { UserError } from './errors.js';
 import { InterruptHandler } from './interrupt.js';
 import { firstLine } from '../errors.js';
-import { OptionError, readOptions } from '../train/options.js';
+import { OptionError, readOptions, TEST_OPTIONS_SCHEMA } from '../train/options.js';
 import { IMAGE_EXTENSIONS } from '../data/folder.js';
 import { Restorer } from '../restore/restore.js';
 import { loadImage, saveImage } from '../image/io.js';
@@ -131,7 +131,7 @@ export const test: Command = {
     let opt: Obj;
     let whereKey: (k: string) => string;
     try {
-      const f = readOptions(file);
+      const f = readOptions(file, [], TEST_OPTIONS_SCHEMA);
       opt = f.opt;
       whereKey = (k) => f.where(k.split('.'));
     } catch (e) {

@@ -2,7 +2,9 @@
  * Time per image of the metrics as `diffir eval` runs them: LPIPS alex and vgg (one pair per
  * run, and a batch of 4 pairs), the FID Inception features (one image, batch of 8), NIQE, and
  * PSNR+SSIM, at 256² and 512² (override with --sizes), plus the Fréchet distance of two 2048-d
- * statistics (float64, in JS). Medians of --runs runs after one warm-up.
+ * statistics (float64, in JS). Medians of --runs runs after one warm-up, as wall time and as
+ * process CPU time (user + system: with --threads 1 this is the single-core compute, and it
+ * stays meaningful on a machine shared with other jobs, where wall time does not).
  *
  *   node dist/bench/metrics.js --weights-dir DIR [--runs 5 --threads 2 --sizes 256,512]
  *
@@ -18,7 +20,7 @@ import { fidStatistics, frechetDistance } from '../src/metrics/frechet.js';
 import { findMetricFile } from '../src/metrics/weights.js';
 import { Rng } from '../src/random.js';
 import sharp from 'sharp';
-import { flag, machine, median, timeIt } from './util.js';
+import { flag, machine, median } from './util.js';
 
 const dir = flag('weights-dir', '');
 if (!dir) {
@@ -42,7 +44,23 @@ async function pair(s: number): Promise<[Image8, Image8]> {
 
 const fmt = (ms: number): string => `${ms.toFixed(ms < 10 ? 2 : 0)} ms`;
 
-console.log(`metrics benchmark: ${machine()}, ${threads} ORT threads, median of ${runs}`);
+/** Median wall ms and median CPU ms of `fn`, divided by `per` (images per call). */
+async function measure(fn: () => Promise<unknown>, per = 1): Promise<string> {
+  await fn();
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await fn();
+    wall.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
+  }
+  return `${fmt(median(wall) / per)} (CPU ${fmt(median(cpu) / per)})`;
+}
+
+console.log(`metrics benchmark: ${machine()}, ${threads} ORT thread(s), median of ${runs}; wall time (CPU time) per image`);
 const alex = Lpips.load('alex', findMetricFile('alexnet', dir), findMetricFile('lpips-alex', dir), { threads });
 const vgg = Lpips.load('vgg', findMetricFile('vgg16', dir), findMetricFile('lpips-vgg', dir), { threads });
 const inception = await FidInception.load(findMetricFile('inception', dir), { threads });
@@ -53,14 +71,14 @@ const rows = new Map<string, string[]>();
 const add = (k: string, v: string): void => void rows.set(k, [...(rows.get(k) ?? []), v]);
 for (const s of sizes) {
   const [a, b] = await pair(s);
-  add('PSNR + SSIM (RGB)', fmt(median(await timeIt(async () => [psnr(a, b), ssim(a, b)], runs))));
-  add('LPIPS alex, 1 pair', fmt(median(await timeIt(() => alex.distances([a], [b]), runs))));
-  add('LPIPS alex, batch of 4', fmt(median(await timeIt(() => alex.distances([a, a, a, a], [b, b, b, b]), runs)) / 4));
-  add('LPIPS vgg, 1 pair', fmt(median(await timeIt(() => vgg.distances([a], [b]), runs))));
-  add('LPIPS vgg, batch of 4', fmt(median(await timeIt(() => vgg.distances([a, a, a, a], [b, b, b, b]), runs)) / 4));
-  add('FID Inception features, 1 image', fmt(median(await timeIt(() => inception.features([b]), runs))));
-  add('FID Inception features, batch of 8', fmt(median(await timeIt(() => inception.features(Array(8).fill(b)), runs)) / 8));
-  add('NIQE', fmt(median(await timeIt(async () => niqe(b, niqeParams), runs))));
+  add('PSNR + SSIM (RGB)', await measure(async () => [psnr(a, b), ssim(a, b)]));
+  add('LPIPS alex, 1 pair', await measure(() => alex.distances([a], [b])));
+  add('LPIPS alex, batch of 4', await measure(() => alex.distances([a, a, a, a], [b, b, b, b]), 4));
+  add('LPIPS vgg, 1 pair', await measure(() => vgg.distances([a], [b])));
+  add('LPIPS vgg, batch of 4', await measure(() => vgg.distances([a, a, a, a], [b, b, b, b]), 4));
+  add('FID Inception features, 1 image', await measure(() => inception.features([b])));
+  add('FID Inception features, batch of 8', await measure(() => inception.features(Array(8).fill(b)), 8));
+  add('NIQE', await measure(async () => niqe(b, niqeParams)));
 }
 for (const [k, v] of rows) console.log(`| ${k} | ${v.join(' | ')} |`);
 // The Fréchet distance itself (once per evaluation, 2048-d, float64): a full-rank case.
@@ -68,11 +86,13 @@ const rng = new Rng(1);
 const n = 2100;
 const f1 = Float64Array.from({ length: n * FID_DIM }, () => rng.uniform());
 const f2 = Float64Array.from({ length: n * FID_DIM }, () => rng.uniform() + 0.1 * rng.uniform());
-let t = performance.now();
+let c = process.cpuUsage();
 const s1 = fidStatistics(f1, n, FID_DIM);
 const s2 = fidStatistics(f2, n, FID_DIM);
-const tStats = (performance.now() - t) / 2;
-t = performance.now();
+const cStats = process.cpuUsage(c);
+c = process.cpuUsage();
 frechetDistance(s1, s2);
-console.log(`FID statistics of ${n} feature rows: ${fmt(tStats)} per set; Fréchet distance (2048-d, full rank): ${fmt(performance.now() - t)}`);
+const cFd = process.cpuUsage(c);
+const ms = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1000;
+console.log(`FID statistics of ${n} feature rows: CPU ${fmt(ms(cStats) / 2)} per set; Fréchet distance (2048-d, full rank): CPU ${fmt(ms(cFd))}`);
 await Promise.all([alex.release(), vgg.release(), inception.release()]);

@@ -10,7 +10,7 @@
  * and the means. An existing `results/<name>` is renamed `<name>_archived_<time>` first, as BasicSR does.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { appendFile, mkdir, readdir, rename } from 'node:fs/promises';
+import { appendFile, mkdir, rename } from 'node:fs/promises';
 import { basename, extname, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from './command.js';
 import { intOption, parseCommand } from './args.js';
@@ -18,7 +18,7 @@ import { UserError } from './errors.js';
 import { InterruptHandler } from './interrupt.js';
 import { firstLine } from '../errors.js';
 import { OptionError, readOptions, TEST_OPTIONS_SCHEMA } from '../train/options.js';
-import { IMAGE_EXTENSIONS } from '../data/folder.js';
+import { listImages } from '../data/folder.js';
 import { Restorer } from '../restore/restore.js';
 import { loadImage, saveImage } from '../image/io.js';
 import { readImage8, toUint8, type Image8 } from '../metrics/color.js';
@@ -57,17 +57,13 @@ const METRIC_TYPES: Record<string, TestMetric['type']> = {
   calculate_fid: 'fid',
 };
 
-/** Images directly in a folder, sorted as BasicSR's `scandir` + `sorted` gives them. */
+/** Images directly in a folder, sorted by code point as BasicSR's `sorted(scandir(...))` gives them. */
 async function imagesIn(dir: string, key: string): Promise<string[]> {
-  let names: string[];
   try {
-    names = await readdir(dir);
-  } catch {
-    throw new UserError(`${key}: folder ${dir} not found`);
+    return await listImages(dir, { recursive: false });
+  } catch (e) {
+    throw new UserError(`${key}: ${firstLine(e)}`);
   }
-  const out = names.filter((n) => !n.startsWith('.') && IMAGE_EXTENSIONS.has(extname(n).toLowerCase())).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  if (out.length === 0) throw new UserError(`${key}: no images in ${dir}`);
-  return out;
 }
 
 /** BasicSR's `paired_paths_from_folder` (or `_from_meta_info_file`): GT names, LQ = filename_tmpl.format(GT stem) + GT extension. */

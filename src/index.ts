@@ -40,6 +40,7 @@ export { loadMask } from './image/mask.js';
 export { Trainer } from './train/trainer.js';
 export { readOptions, resolveOptions } from './train/options.js';
 export { psnr, ssim, measure } from './metrics/psnr-ssim.js';
+export { Evaluator, Lpips, FidInception, niqe, loadNiqeParams, fidStatistics, frechetDistance, loadFidStats, saveFidStats, findMetricFile, readImage8, type EvalMetric, type FidStats, type Image8 } from './metrics/index.js';
 
 export { degradeRealESRGAN, DIFFIR_REALSR_OPTIONS, TrainingPairPool } from './data/degrade/realesrgan.js';
 export { imresize } from './data/degrade/resize.js';

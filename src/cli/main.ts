@@ -15,6 +15,8 @@ const commands: Record<string, () => Promise<Command>> = {
   inpaint: async () => (await import('./inpaint.js')).inpaint,
   'export-onnx': async () => (await import('./export-onnx.js')).exportOnnxCommand,
   web: async () => (await import('./web.js')).web,
+  eval: async () => (await import('./eval.js')).evalCommand,
+  test: async () => (await import('./test.js')).test,
 };
 
 async function usage(): Promise<string> {

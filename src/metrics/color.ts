@@ -4,6 +4,7 @@
  * channel is BT.601 luma computed like `to_y_channel` (float32 input, float64 dot product,
  * back to float32), on the [0,255] scale.
  */
+import { decodePixels } from '../image/decode.js';
 import { quantize } from '../image/io.js';
 import type { HostTensor } from '../tensor.js';
 
@@ -95,4 +96,23 @@ export function cropBorder(img: ImageF, border: number): ImageF {
     }
   }
   return { channels: img.channels, height: h, width: w, data: out };
+}
+
+/**
+ * Reads an image file as the reference scripts see it through `cv2.imread(path)` /
+ * `PIL.Image.open(path).convert('RGB')`: 8-bit RGB, alpha dropped, gray replicated, 16-bit
+ * samples reduced to their high byte (OpenCV's conversion), EXIF orientation applied.
+ */
+export async function readImage8(path: string): Promise<Image8> {
+  const dec = await decodePixels(path);
+  const { width: w, height: h, channels: c, data } = dec;
+  const hw = w * h;
+  const out = new Uint8Array(3 * hw);
+  const shift = dec.maxValue === 65535 ? 8 : 0;
+  for (let p = 0, s = 0; p < hw; p++, s += c) {
+    out[p] = data[s]! >> shift;
+    out[hw + p] = data[s + 1]! >> shift;
+    out[2 * hw + p] = data[s + 2]! >> shift;
+  }
+  return { channels: 3, height: h, width: w, data: out };
 }

@@ -214,6 +214,12 @@ export const OPTIONS_SCHEMA: Schema = s.obj({
   dist_params: s.obj({ backend: s.str(), port: s.int(0) }),
 });
 
+/** The schema of a test option file (`diffir test`, BasicSR's test.py): the same keys, with `test_<n>` dataset phases. */
+export const TEST_OPTIONS_SCHEMA: Schema = (() => {
+  const o = OPTIONS_SCHEMA as Extract<Schema, { t: 'obj' }>;
+  return s.obj({ ...o.fields, datasets: s.dict(DATASET, /^(val|test)(_.*)?$/, "test dataset phases are 'test_<n>', 'val' and 'val_<n>'") });
+})();
+
 // ------------------------------------------------------------------------------ reading
 
 /** A checked option file: the plain values (keys as in the file) and where they came from. */
@@ -246,18 +252,18 @@ export function parseOverrideValue(v: string): unknown {
  * Reads and checks an option file. `overrides` are BasicSR `--force_yml` entries
  * (`train:ema_decay=0.999`): the path must exist up to its last key.
  */
-export function readOptions(file: string, overrides: readonly string[] = []): OptionFile {
+export function readOptions(file: string, overrides: readonly string[] = [], schema: Schema = OPTIONS_SCHEMA): OptionFile {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     throw new OptionError(`${file}: cannot read the option file (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`, '');
   }
-  return parseOptions(text, file, overrides);
+  return parseOptions(text, file, overrides, schema);
 }
 
 /** {@link readOptions} on the text of a file. */
-export function parseOptions(text: string, file = 'options.yml', overrides: readonly string[] = []): OptionFile {
+export function parseOptions(text: string, file = 'options.yml', overrides: readonly string[] = [], schema: Schema = OPTIONS_SCHEMA): OptionFile {
   const lines = new LineCounter();
   const doc = parseDocument(text, { version: '1.1', uniqueKeys: true, lineCounter: lines, prettyErrors: false });
   if (doc.errors.length) {
@@ -289,7 +295,7 @@ export function parseOptions(text: string, file = 'options.yml', overrides: read
     }
     node[keys.at(-1)!] = parseOverrideValue(entry.slice(eq + 1));
   }
-  const checked = check(opt, OPTIONS_SCHEMA, [], where) as Record<string, unknown>;
+  const checked = check(opt, schema, [], where) as Record<string, unknown>;
   return { file, opt: checked, where };
 }
 

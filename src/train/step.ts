@@ -20,6 +20,8 @@ export interface StepResult {
   gradNorm: number;
   /** Values logged by the graph (e.g. the separate loss terms). */
   logs: Record<string, number>;
+  /** The tensors asked for with the `outputs` option. */
+  outputs: Record<string, HostTensor>;
 }
 
 /** Options of `TrainStep.create`. */
@@ -30,6 +32,10 @@ export interface TrainStepOptions {
   frozen?: TensorMap;
   /** Scalar values to report each step. */
   logs?: Record<string, Value>;
+  /** Parameters fed with the data at each run but not differentiated (e.g. the other network of a GAN). */
+  fed?: readonly string[];
+  /** Tensors to return besides the loss (e.g. the prediction, updated running statistics). */
+  outputs?: Record<string, Value>;
   session?: SessionOptions;
 }
 
@@ -42,15 +48,18 @@ export class TrainStep {
     private readonly logNames: readonly string[],
     /** Names of the data inputs (everything fed besides the weights). */
     readonly dataInputs: readonly string[],
+    private readonly outputNames: readonly string[] = [],
   ) {}
 
   /** Differentiates `loss` in `graph` and compiles the step. */
   static async create(graph: Graph, loss: Value, o: TrainStepOptions = {}): Promise<TrainStep> {
     const frozen = o.frozen ?? new Map();
-    const names = o.trainable ?? [...graph.params.keys()].filter((n) => !frozen.has(n));
+    const fed = new Set(o.fed ?? []);
+    const names = o.trainable ?? [...graph.params.keys()].filter((n) => !frozen.has(n) && !fed.has(n));
     for (const n of names) if (!graph.params.has(n)) throw new Error(`trainable parameter '${n}' is not in the graph`);
+    const trainableSet = new Set(names);
     for (const n of graph.params.keys()) {
-      if (!names.includes(n) && !frozen.has(n)) throw new Error(`parameter '${n}' is neither trainable nor given as frozen`);
+      if (!trainableSet.has(n) && !frozen.has(n) && !fed.has(n)) throw new Error(`parameter '${n}' is neither trainable nor given as frozen (nor fed)`);
     }
     const values = names.map((n) => graph.params.get(n)!.value);
     const layout = new ParamLayout(names.map((n) => [n, graph.params.get(n)!.value.shape as number[]]));
@@ -62,9 +71,12 @@ export class TrainStep {
     graph.output(norm, 'grad_norm');
     const logNames = Object.keys(o.logs ?? {});
     for (const [k, v] of Object.entries(o.logs ?? {})) graph.output(op.reshape(v, []), `log_${k}`);
+    const outputNames = Object.keys(o.outputs ?? {});
+    for (const [k, v] of Object.entries(o.outputs ?? {})) graph.output(v, `out_${k}`);
     const bytes = toOnnx(graph, { params: 'inputs', weights: frozen, embed: new Set(frozen.keys()) });
     const session = await Session.create(bytes, o.session);
-    return new TrainStep(session, layout, logNames, graph.inputs.map((v) => v.name));
+    const fedNames = [...graph.params.keys()].filter((n) => fed.has(n));
+    return new TrainStep(session, layout, logNames, [...graph.inputs.map((v) => v.name), ...fedNames], outputNames);
   }
 
   /**
@@ -81,7 +93,12 @@ export class TrainStep {
     }
     const r = await this.session.run(feeds, undefined, { grads: { dtype: 'float32', shape: [this.layout.total], data: gradsOut } });
     const num = (k: string) => (r[k]!.data as Float32Array)[0]!;
-    return { loss: num('loss'), gradNorm: num('grad_norm'), logs: Object.fromEntries(this.logNames.map((k) => [k, num(`log_${k}`)])) };
+    return {
+      loss: num('loss'),
+      gradNorm: num('grad_norm'),
+      logs: Object.fromEntries(this.logNames.map((k) => [k, num(`log_${k}`)])),
+      outputs: Object.fromEntries(this.outputNames.map((k) => [k, r[`out_${k}`]!])),
+    };
   }
 
   /** Frees the session. */

@@ -52,22 +52,6 @@ export class BatchNormState {
     }
     return l;
   }
-
-  /**
-   * Marks the updated running statistics as graph outputs named `<prefix>.running_mean` …
-   * with the suffix `:new` (so that they can be fed back as the next step's inputs), and
-   * returns the number of calls per layer (the `num_batches_tracked` increment).
-   */
-  outputs(): Map<string, number> {
-    const calls = new Map<string, number>();
-    for (const [prefix, l] of this.layers) {
-      if (this.mode !== 'train') continue;
-      this.graph.output(l.mean, `${prefix}.running_mean:new`);
-      this.graph.output(l.var, `${prefix}.running_var:new`);
-      calls.set(prefix, l.calls);
-    }
-    return calls;
-  }
 }
 
 /**

@@ -108,7 +108,8 @@ export async function inpaintIterationTensors(r: InpaintGradRequest): Promise<Te
     }
     for (const [k, v] of res.gGrads!) out.set(`${p}g.${k}`, { ...v, data: (v.data as Float32Array).slice() } as HostTensor);
     for (const [k, v] of res.dGrads!) out.set(`${p}d.${k}`, { ...v, data: (v.data as Float32Array).slice() } as HostTensor);
-    for (const [k, v] of it.discriminatorState()) out.set(`${p}d_after.${k}`, { ...v, data: v.data.slice() } as HostTensor);
+    // Scalars (num_batches_tracked) as shape (1), like every scalar of the fixture.
+    for (const [k, v] of it.discriminatorState()) out.set(`${p}d_after.${k}`, { ...v, shape: v.shape.length ? v.shape : [1], data: v.data.slice() } as HostTensor);
     return out;
   } finally {
     await it.release();

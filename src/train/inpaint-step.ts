@@ -21,7 +21,9 @@ import type { DiffIRConfig } from '../models/config.js';
 import { buildS1Forward, buildS2Forward } from '../models/diffir.js';
 import { type NLayerDiscriminatorConfig, discriminatorBatchNorms, discriminatorParamShapes, nLayerDiscriminator } from '../models/nlayer-discriminator.js';
 import { ade20kEncoderShapes } from '../models/ade20k-resnet.js';
-import type { SessionOptions } from '../runtime/session.js';
+import type { Session, SessionOptions } from '../runtime/session.js';
+import { compile } from '../runtime/compile.js';
+import { initParams } from '../nn/init.js';
 import { f32, type HostTensor, type TensorMap } from '../tensor.js';
 import { Adam } from './adam.js';
 import { type KdLoss, kdLoss, officialOrder } from './objective.js';
@@ -173,6 +175,23 @@ function discriminatorStepGraph(s: InpaintSpec, h: number, w: number): { graph: 
   return { graph: g, loss: t.total, logs: { loss_d_real: t.real, loss_d_fake: t.fake, loss_d_r1: t.r1 }, outputs };
 }
 
+/**
+ * A fresh discriminator as PyTorch builds it: convs U(±1/√fan_in), BatchNorm weight 1, bias 0,
+ * running mean 0, variance 1, `num_batches_tracked` 0.
+ */
+export function initDiscriminator(c: NLayerDiscriminatorConfig, seed: number): TensorMap {
+  const g = new Graph('D_init');
+  nLayerDiscriminator(g, c, g.input('x', [2, c.inputNc, 64, 64]), new BatchNormState(g, 'batch-only'));
+  const sd: TensorMap = new Map(initParams(g, seed));
+  for (const p of discriminatorBatchNorms(c)) {
+    const n = sd.get(`${p}.weight`)!.shape[0]!;
+    sd.set(`${p}.running_mean`, f32([n], new Float32Array(n)));
+    sd.set(`${p}.running_var`, f32([n], new Float32Array(n).fill(1)));
+    sd.set(`${p}.num_batches_tracked`, { dtype: 'int64', shape: [], data: BigInt64Array.of(0n) });
+  }
+  return sd;
+}
+
 /** Lightning 1.2's gradient clipping factor: `min(clip / (‖g‖ + 1e-6), 1)` (always applied). */
 export function clipFactor(norm: number, clip: number | null): number {
   return clip ? Math.min(clip / (norm + 1e-6), 1) : 1;
@@ -220,6 +239,7 @@ export class InpaintIteration {
     public gParams: Float32Array,
     public dParams: Float32Array,
     private readonly logitsHW: [number, number],
+    private readonly session: SessionOptions,
   ) {}
 
   /** Layout of the generator's trained parameters (official order). */
@@ -266,6 +286,7 @@ export class InpaintIteration {
       gStep.layout.pack(pick(w.generator, gNames, 'generator')),
       dStep.layout.pack(pick(w.discriminator, dNames, 'discriminator')),
       [h, wd],
+      session,
     );
     for (const p of discriminatorBatchNorms(s.discriminator)) {
       for (const k of ['running_mean', 'running_var']) {
@@ -277,6 +298,33 @@ export class InpaintIteration {
       it.numBatchesTracked.set(p, n ? BigInt((n.data as BigInt64Array | Float32Array)[0]!) : 0n);
     }
     return it;
+  }
+
+  private statsSession: Session | null = null;
+
+  /**
+   * `store_discr_outputs_for_vis`: on visualisation iterations the official `_do_step` also runs
+   * D on the image and the prediction under `no_grad`, still in training mode, after each of
+   * the two losses — two more running-statistics updates per step and nothing else.
+   */
+  async visualizationCalls(image: HostTensor<'float32'>, pred: HostTensor): Promise<void> {
+    const s = this.spec;
+    if (!this.statsSession) {
+      const g = new Graph(`inpaint_s${s.stage}_Dstats`);
+      const img = g.input('image', [s.batch, 3, s.height, s.width]);
+      const p = g.input('pred', [s.batch, 3, s.height, s.width]);
+      const bn = new BatchNormState(g, 'train');
+      nLayerDiscriminator(g, s.discriminator, img, bn);
+      nLayerDiscriminator(g, s.discriminator, p, bn);
+      const outs: Record<string, Value> = {};
+      bnOutputs(bn, outs);
+      for (const [k, v] of Object.entries(outs)) g.output(v, `out_${k}`);
+      this.statsSession = await compile(g, { params: 'inputs' }, this.session);
+    }
+    const feeds: Record<string, HostTensor> = { image, pred, ...this.statsFeeds() };
+    for (const [k, v] of this.dStep.layout.views(this.dParams)) feeds[k] = v;
+    const r = await this.statsSession.run(feeds);
+    this.takeStats(Object.fromEntries([...this.runningStats.keys()].map((k) => [k, r[`out_${k}`]!])));
   }
 
   /** The generator's weights by name (views of the live buffer). */
@@ -308,8 +356,11 @@ export class InpaintIteration {
     for (const p of discriminatorBatchNorms(this.spec.discriminator)) this.numBatchesTracked.set(p, this.numBatchesTracked.get(p)! + 2n);
   }
 
-  /** Runs one iteration (G step then D step) and updates all state. `record` keeps tensors and gradients. */
-  async run(b: InpaintBatch, record = false): Promise<InpaintIterationResult> {
+  /**
+   * Runs one iteration (G step then D step) and updates all state. `record` keeps tensors and
+   * gradients; `vis` adds the visualisation iteration's extra D calls (see {@link visualizationCalls}).
+   */
+  async run(b: InpaintBatch, record = false, vis = false): Promise<InpaintIterationResult> {
     const s = this.spec;
     const data: Record<string, HostTensor> = { [IO.image]: b.image, [IO.mask]: b.mask };
     const epsFor = (e: HostTensor<'float32'> | undefined, which: string) => {
@@ -324,6 +375,7 @@ export class InpaintIteration {
     for (const [k, v] of this.dStep.layout.views(this.dParams)) feedsG[k] = v;
     const rg = await this.gStep.run(this.gStep.layout.views(this.gParams), feedsG, gGrads);
     this.takeStats(rg.outputs);
+    if (vis) await this.visualizationCalls(b.image, rg.outputs.g_pred!);
     this.gParams = await this.gAdam.update(this.gParams, gGrads, clipFactor(rg.gradNorm, s.gradientClipVal));
     // Discriminator step with the updated generator.
     epsFor(b.dEps, 'discriminator');
@@ -339,6 +391,7 @@ export class InpaintIteration {
     const dGrads = new Float32Array(this.dStep.layout.total);
     const rd = await this.dStep.run(this.dStep.layout.views(this.dParams), feedsD, dGrads);
     this.takeStats(rd.outputs);
+    if (vis) await this.visualizationCalls(b.image, rd.outputs.d_pred!);
     this.dParams = await this.dAdam.update(this.dParams, dGrads, clipFactor(rd.gradNorm, s.gradientClipVal));
 
     const losses: Record<string, number> = { ...rg.logs, g_loss_total: rg.loss, ...rd.logs, d_loss_total: rd.loss };
@@ -352,6 +405,6 @@ export class InpaintIteration {
 
   /** Frees the sessions. */
   async release(): Promise<void> {
-    await Promise.all([this.gStep.release(), this.dStep.release(), this.gAdam.release(), this.dAdam.release()]);
+    await Promise.all([this.gStep.release(), this.dStep.release(), this.gAdam.release(), this.dAdam.release(), this.statsSession?.release()]);
   }
 }

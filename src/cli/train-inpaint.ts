@@ -7,6 +7,7 @@ import type { Command } from './command.js';
 import { intOption, parseCommand } from './args.js';
 import { UserError } from './errors.js';
 import { normalizeOpt } from './lama-opt.js';
+import { InterruptHandler } from './interrupt.js';
 import { LamaConfigError } from '../train/lama-config.js';
 
 export const trainInpaint: Command = {
@@ -39,23 +40,14 @@ export const trainInpaint: Command = {
     const n = (k: string) => intOption('train', p.values, k);
     const str = (k: string) => (typeof p.values[k] === 'string' ? (p.values[k] as string) : undefined);
     const { InpaintTrainer, InpaintTrainError } = await import('../train/inpaint-trainer.js');
-    const controller = new AbortController();
-    let interrupts = 0;
-    const onSigint = () => {
-      if (++interrupts === 1) {
-        console.error('diffir: interrupt: finishing the current iteration and saving a checkpoint (Ctrl-C again to quit at once)');
-        controller.abort();
-      } else process.exit(130);
-    };
-    process.on('SIGINT', onSigint);
-    process.on('SIGTERM', onSigint);
+    const stop = new InterruptHandler(() => console.error('diffir: interrupt: finishing the current iteration and saving a checkpoint (Ctrl-C again to quit at once)'));
     let trainer;
     try {
       const opt = <T>(k: string, v: T | undefined) => (v === undefined ? {} : { [k]: v });
       trainer = await InpaintTrainer.create({
         config,
         autoResume: p.values.auto_resume === true,
-        signal: controller.signal,
+        signal: stop.signal,
         ...opt('iterations', n('iters')),
         ...opt('root', str('root')),
         ...opt('weights', str('weights')),
@@ -70,13 +62,12 @@ export const trainInpaint: Command = {
         ...(p.values.quiet ? { log: null } : {}),
       });
       const r = await trainer.run();
-      if (r.interrupted) process.exitCode = 130;
+      if (r.interrupted) process.exitCode = stop.exitCode || 130;
     } catch (e) {
       if (e instanceof LamaConfigError || e instanceof InpaintTrainError) throw new UserError(e.message);
       throw e;
     } finally {
-      process.off('SIGINT', onSigint);
-      process.off('SIGTERM', onSigint);
+      stop.dispose();
       if (trainer) await trainer.release();
     }
   },

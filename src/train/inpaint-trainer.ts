@@ -135,7 +135,6 @@ export class InpaintTrainer {
     if (!statePath && existsSync(this.dirs.root) && readdirSync(this.dirs.root).length > 0) {
       throw new InpaintTrainError(`${this.dirs.root} already holds an experiment; pass --auto_resume to continue it, or choose another folder`);
     }
-    makeExperimentDirs(this.dirs);
     const encPath = findResnetPlWeights(cfg);
     const spec = inpaintSpec(cfg, cfg.data.batchSize, cfg.data.outSize, cfg.data.outSize);
     // Weights: generator, teacher, discriminator.
@@ -173,6 +172,8 @@ export class InpaintTrainer {
       disc = new Map(d);
     }
     this.it = await InpaintIteration.create(spec, { generator: gen, discriminator: disc, ...(teacher ? { teacher } : {}), ...(encPath ? { encoder: loadStateDict(encPath) } : {}) }, this.session);
+    // Only now that everything loaded: a failed start leaves no half-made experiment behind.
+    makeExperimentDirs(this.dirs);
     if (state) {
       const g = state.optimizers.g;
       const d = state.optimizers.d;

@@ -10,6 +10,9 @@
  *   VGG19 perceptual loss to conv5_4 (synthesised weights from ../shared/fixtures when the real
  *   torchvision file is not in experiments/pretrained_models or $TORCH_HOME: the time does not
  *   depend on the values)
+ * - inpainting (place2 widths) stage 1 and stage 2: batch 1, 256×256, one official LaMa-style
+ *   iteration (G step with ResNetPL, D step with the R1 penalty, both Adams; no data loading),
+ *   random weights (the ResNet50 encoder too: the time does not depend on its values)
  *
  *   npm run build && node dist/bench/train.js [--steps 10] [--warmup 3] [--threads 2] [--only deblur|realsr] [--low-memory]
  *
@@ -26,7 +29,14 @@ import { saveImage } from '../src/image/io.js';
 import { f32 } from '../src/tensor.js';
 import { readOptions, resolveOptions } from '../src/train/options.js';
 import { Trainer } from '../src/train/trainer.js';
-import { flag, machine, median } from './util.js';
+import { flag, machine, median, rand } from './util.js';
+import { PRESETS } from '../src/models/config.js';
+import { DiffIRS1, DiffIRS2 } from '../src/models/diffir.js';
+import { initParams } from '../src/nn/init.js';
+import { ade20kEncoderShapes } from '../src/models/ade20k-resnet.js';
+import { InpaintIteration, initDiscriminator } from '../src/train/inpaint-step.js';
+import { IPR_DIM } from '../src/nn/ipr.js';
+import type { TensorMap } from '../src/tensor.js';
 
 const steps = Number(flag('steps', '10'));
 const warmup = Number(flag('warmup', '3'));
@@ -184,9 +194,61 @@ async function runCase(c: Case): Promise<void> {
   }
 }
 
+/** One official inpainting iteration at the place2 widths, batch 1, 256×256. */
+async function runInpaint(stage: 1 | 2): Promise<void> {
+  const cfg = PRESETS['inpaint-places2'];
+  const disc = { inputNc: 3, ndf: 64, nLayers: 4 };
+  const encoder: TensorMap = new Map();
+  let seed = 1;
+  for (const [k, shape] of ade20kEncoderShapes()) {
+    const t = rand(shape, seed++);
+    if (k.endsWith('running_var')) t.data.fill(1);
+    else if (/bn\d\.weight$|downsample\.1\.weight$/.test(k)) t.data.forEach((v, i) => (t.data[i] = 0.25 + 0.1 * v));
+    encoder.set(k, t);
+  }
+  const s1 = initParams(DiffIRS1(cfg), 1);
+  const it = await InpaintIteration.create(
+    {
+      stage,
+      generator: cfg,
+      ...(stage === 2 ? { teacher: cfg } : {}),
+      discriminator: disc,
+      losses: { l1: { weightKnown: 10, weightMissing: 0 }, adversarial: { weight: 10, gpCoef: 0.001, maskAsFakeTarget: true, allowScaleMask: true }, featureMatching: 100, resnetPl: 30, ...(stage === 2 ? { kd: { weight: 1, temperature: 0.15 } } : {}) },
+      batch: 1,
+      height: 256,
+      width: 256,
+      lrG: 2e-4,
+      lrD: 1e-4,
+      gradientClipVal: 1,
+    },
+    { generator: stage === 1 ? s1 : initParams(DiffIRS2(cfg), 2), discriminator: initDiscriminator(disc, 3), ...(stage === 2 ? { teacher: s1 } : {}), encoder },
+    { threads },
+  );
+  const image = rand([1, 3, 256, 256], 7);
+  image.data.forEach((v, i) => (image.data[i] = 0.5 + 0.5 * v));
+  const mask = rand([1, 1, 256, 256], 8);
+  mask.data.forEach((v, i) => (mask.data[i] = v > 0.3 ? 1 : 0));
+  const times: number[] = [];
+  for (let i = 0; i < warmup + steps; i++) {
+    const t0 = performance.now();
+    await it.run({ image, mask, ...(stage === 2 ? { gEps: rand([1, IPR_DIM], 10 + i), dEps: rand([1, IPR_DIM], 100 + i) } : {}) });
+    if (i >= warmup) times.push((performance.now() - t0) / 1000);
+  }
+  await it.release();
+  const rss = process.resourceUsage().maxRSS / 1024;
+  console.log(JSON.stringify({ key: `inpaint${stage}`, median: median(times), mean: times.reduce((a, b) => a + b, 0) / times.length, min: Math.min(...times), max: Math.max(...times), peakRssMiB: rss, steps: times.length }));
+}
+
+const INPAINT_CASES = [
+  { key: 'inpaint1', label: 'inpainting place2 stage 1 (G + D + ResNetPL + R1), batch 1, 256×256', stage: 1 as const },
+  { key: 'inpaint2', label: 'inpainting place2 stage 2 (G + D + ResNetPL + R1 + KD), batch 1, 256×256', stage: 2 as const },
+];
+
 async function main(): Promise<void> {
   if (only) {
-    await runCase(CASES.find((c) => c.key === only)!);
+    const ic = INPAINT_CASES.find((c) => c.key === only);
+    if (ic) await runInpaint(ic.stage);
+    else await runCase(CASES.find((c) => c.key === only)!);
     return;
   }
   console.log(`# training step benchmark — ${machine()}, ORT threads ${threads}, ${steps} timed steps after ${warmup} warm-up steps${lowMemory ? ', --low-memory (no ORT arena)' : ''}`);
@@ -204,6 +266,16 @@ async function main(): Promise<void> {
     // PyTorch is not installed here: the stage-1 figure is the issue's; the GAN stage has none.
     const torch = c.gan ? null : PYTORCH_S;
     console.log(`| ${c.label} | ${x.median.toFixed(2)} | ${x.min.toFixed(2)}–${x.max.toFixed(2)} | ${(x.peakRssMiB / 1024).toFixed(2)} GiB | ${torch ? `${torch} s` : 'not measured'} | ${torch ? (x.median / torch).toFixed(2) : '–'} |`);
+  }
+  for (const c of INPAINT_CASES) {
+    const r = spawnSync(process.execPath, [self, '--only', c.key, '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = r.stdout.trim().split('\n').pop() ?? '';
+    if (r.status !== 0 || !line.startsWith('{')) {
+      console.log(`| ${c.label} | failed (exit ${r.status}) | | | | |`);
+      continue;
+    }
+    const x = JSON.parse(line) as { median: number; min: number; max: number; peakRssMiB: number };
+    console.log(`| ${c.label} | ${x.median.toFixed(2)} | ${x.min.toFixed(2)}–${x.max.toFixed(2)} | ${(x.peakRssMiB / 1024).toFixed(2)} GiB | not measured | |`);
   }
 }
 

@@ -18,12 +18,15 @@ import type { LossKind } from '../train/objective.js';
 import { readSafetensors, writeSafetensors } from '../weights/safetensors.js';
 import { loadStateDict } from '../weights/statedict.js';
 import { f32, type TensorMap } from '../tensor.js';
+import { lamaConfigOf } from './lama-opt.js';
+import { gradInpaint } from './grad-inpaint.js';
 
 const LOSSES: readonly LossKind[] = ['s1', 's2joint', 's2enc'];
 
 export const grad: Command = {
   summary: 'gradients of a training loss at given weights and tensors (checks)',
   async run(argv) {
+    if (lamaConfigOf(argv)) return gradInpaint.run(argv);
     const p = parseCommand(
       'grad',
       '--weights W.pth [--teacher S1.pth] --in IO.safetensors --loss s1|s2joint|s2enc --out GRADS.safetensors\n   or: diffir grad -opt OPTIONS.yml --in IO.safetensors --out OUT.safetensors [--weights G] [--teacher S1] [--discriminator D]',

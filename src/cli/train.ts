@@ -10,6 +10,8 @@ import { UserError } from './errors.js';
 import { OptionError, readOptions, resolveOptions, type TrainPlan } from '../train/options.js';
 import { DataError } from '../train/data.js';
 import { describeConfig } from '../models/config.js';
+import { lamaConfigOf } from './lama-opt.js';
+import { trainInpaint } from './train-inpaint.js';
 
 function summary(p: TrainPlan): string[] {
   const lines = [
@@ -26,6 +28,7 @@ function summary(p: TrainPlan): string[] {
 export const train: Command = {
   summary: 'train DiffIR (stage 1 or 2) from a BasicSR option file',
   async run(argv) {
+    if (lamaConfigOf(argv)) return trainInpaint.run(argv);
     // BasicSR spells the option file flag `-opt`, and --force_yml takes several values.
     const args: string[] = [];
     let forcing = false;

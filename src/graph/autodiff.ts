@@ -391,6 +391,8 @@ function gemmRule(n: Node, [g]: readonly (Value | null)[], need: readonly boolea
 
 const RULES: Record<string, Rule> = {
   Identity: (_n, [g]) => [g!],
+  // The multi-input Sum that accumulates gradients (reached again by second-order gradients).
+  Sum: (n, [g], need) => n.inputs.map((v, i) => (need[i] ? sumTo(g!, v!.shape) : null)),
   Add: (n, [g], need) => unbroadcastPair(n, g!, g!, need),
   Sub: (n, [g], need) => unbroadcastPair(n, g!, need[1] ? op.neg(g!) : null, need),
   Mul: (n, [g], need) => unbroadcastPair(n, need[0] ? op.mul(g!, n.in(1)) : null, need[1] ? op.mul(g!, n.in(0)) : null, need),

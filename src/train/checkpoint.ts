@@ -141,6 +141,8 @@ export interface TrainingState {
    * from, not its pixels — the trainer reloads those batches on resume. Absent without a pool.
    */
   readonly pool?: PoolState;
+  /** Other networks trained alongside the generator (the inpainting discriminator), as state dicts. */
+  readonly networks?: Readonly<Record<string, ReadonlyMap<string, HostTensor>>>;
 }
 
 /** What a training state holds about the training-pair pools (see `TrainLoader.poolState`). */
@@ -191,6 +193,11 @@ export function saveTrainingState(dirs: ExperimentDirs, s: TrainingState): strin
     );
     top.set('pool', new Map<string, PthValue>([['rng', [...s.pool.rng]], ['batches', batches], ['slots', s.pool.slots.map((x) => [...x])]]));
   }
+  if (s.networks) {
+    const nets: PthDict = new Map();
+    for (const [k, sd] of Object.entries(s.networks)) nets.set(k, new Map<string, PthValue>(sd));
+    top.set('networks', nets);
+  }
   writePth(path, top);
   return path;
 }
@@ -240,6 +247,12 @@ function words(v: PthValue | undefined, what: string, path: string): number[] {
   return v as number[];
 }
 
+function readNetworks(v: PthDict, path: string): Record<string, TensorMap> {
+  const out: Record<string, TensorMap> = {};
+  for (const [k, sd] of v) out[k] = extractStateDict(sd, `${path} (${k})`);
+  return out;
+}
+
 /** Reads a training state written by {@link saveTrainingState}. */
 export function loadTrainingState(path: string): TrainingState {
   const v = loadPth(path);
@@ -269,6 +282,7 @@ export function loadTrainingState(path: string): TrainingState {
     noiseRng: words(v.get('noise_rng'), 'noise_rng', path),
     best,
     ...(v.has('pool') ? { pool: readPool(v.get('pool')!, path) } : {}),
+    ...(v.get('networks') instanceof Map ? { networks: readNetworks(v.get('networks') as PthDict, path) } : {}),
   };
 }
 

@@ -20,7 +20,7 @@ export interface StepResult {
   gradNorm: number;
   /** Values logged by the graph (e.g. the separate loss terms). */
   logs: Record<string, number>;
-  /** The tensors asked for with the `outputs` option, by name. */
+  /** The tensors asked for with the `outputs` option. */
   outputs: Record<string, HostTensor>;
 }
 
@@ -32,7 +32,9 @@ export interface TrainStepOptions {
   frozen?: TensorMap;
   /** Scalar values to report each step. */
   logs?: Record<string, Value>;
-  /** Tensors to return each step (e.g. the network output another step needs). */
+  /** Parameters fed with the data at each run but not differentiated (e.g. the other network of a GAN). */
+  fed?: readonly string[];
+  /** Tensors to return besides the loss (e.g. the prediction, updated running statistics). */
   outputs?: Record<string, Value>;
   session?: SessionOptions;
 }
@@ -44,18 +46,20 @@ export class TrainStep {
     /** Flat layout of the trainable parameters (the gradient buffer's layout). */
     readonly layout: ParamLayout,
     private readonly logNames: readonly string[],
-    private readonly outputNames: readonly string[],
     /** Names of the data inputs (everything fed besides the weights). */
     readonly dataInputs: readonly string[],
+    private readonly outputNames: readonly string[] = [],
   ) {}
 
   /** Differentiates `loss` in `graph` and compiles the step. */
   static async create(graph: Graph, loss: Value, o: TrainStepOptions = {}): Promise<TrainStep> {
     const frozen = o.frozen ?? new Map();
-    const names = o.trainable ?? [...graph.params.keys()].filter((n) => !frozen.has(n));
+    const fed = new Set(o.fed ?? []);
+    const names = o.trainable ?? [...graph.params.keys()].filter((n) => !frozen.has(n) && !fed.has(n));
     for (const n of names) if (!graph.params.has(n)) throw new Error(`trainable parameter '${n}' is not in the graph`);
+    const trainableSet = new Set(names);
     for (const n of graph.params.keys()) {
-      if (!names.includes(n) && !frozen.has(n)) throw new Error(`parameter '${n}' is neither trainable nor given as frozen`);
+      if (!trainableSet.has(n) && !frozen.has(n) && !fed.has(n)) throw new Error(`parameter '${n}' is neither trainable nor given as frozen (nor fed)`);
     }
     const values = names.map((n) => graph.params.get(n)!.value);
     const layout = new ParamLayout(names.map((n) => [n, graph.params.get(n)!.value.shape as number[]]));
@@ -71,7 +75,8 @@ export class TrainStep {
     for (const [k, v] of Object.entries(o.outputs ?? {})) graph.output(v, `out_${k}`);
     const bytes = toOnnx(graph, { params: 'inputs', weights: frozen, embed: new Set(frozen.keys()) });
     const session = await Session.create(bytes, o.session);
-    return new TrainStep(session, layout, logNames, outputNames, graph.inputs.map((v) => v.name));
+    const fedNames = [...graph.params.keys()].filter((n) => fed.has(n));
+    return new TrainStep(session, layout, logNames, [...graph.inputs.map((v) => v.name), ...fedNames], outputNames);
   }
 
   /**

@@ -90,3 +90,27 @@ export async function checkGrad(
     await s.release();
   }
 }
+
+/**
+ * Second-order check: `checkGrad` of the first-order gradient ∂⟨f(x), R⟩/∂x₀ (R fixed random),
+ * so that the VJP of the VJP graph is compared with finite differences of the first-order
+ * gradient, with respect to every input.
+ */
+export async function checkGrad2(
+  name: string,
+  inputs: readonly HostTensor<'float32'>[],
+  f: (g: Graph, xs: Value[]) => Value,
+  o: GradCheckOptions = {},
+): Promise<void> {
+  await checkGrad(
+    name,
+    inputs,
+    (g, xs) => {
+      const y = f(g, xs);
+      const r = randn(y.shape as number[], 555);
+      const l = op.reduceSum(op.mul(y, op.constF32(g, r.shape, r.data)), y.shape.map((_, i) => i), false);
+      return grad(l, [xs[0]!])[0]!;
+    },
+    o,
+  );
+}

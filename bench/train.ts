@@ -1,16 +1,20 @@
 /**
- * Seconds per training step and peak memory of stage-1 training at the released sizes, through
- * the real trainer (data loading, forward + backward in one ORT run, Adam, EMA), on a synthetic
- * paired dataset written to a temporary folder:
+ * Seconds per training step and peak memory at the released widths, through the real trainer
+ * (data loading, forward + backward in one ORT run, Adam, EMA), on a synthetic paired dataset
+ * written to a temporary folder, at batch 1 and batch 4:
  *
- * - deblur-gopro stage 1: batch 1, 128×128 patches (DeblurPairedDataset)
- * - realsr-x4 stage 1: batch 1, LQ 64×64 (GT 256×256, PairedImageDataset)
+ * - deblur-gopro stage 1: 128×128 patches (DeblurPairedDataset)
+ * - realsr-x4 stage 1: LQ 64×64 (GT 256×256, PairedImageDataset)
+ * - realsr-x4 stage 2, joint phase (encoder_iter 0): LQ 64×64, the frozen stage-1 CPEN as
+ *   teacher from a random stage-1 checkpoint
  *
- *   npm run build && node dist/bench/train.js [--steps 10] [--warmup 3] [--threads 2] [--only deblur|realsr] [--low-memory]
+ *   npm run build && node dist/bench/train.js [--steps 10] [--warmup 3] [--threads 2] [--batch 1,4]
+ *        [--only deblur|realsr|realsr-s2] [--low-memory]
  *
  * Each configuration runs in its own process so that its peak RSS is its own. Reported: median
- * and mean s/step over the timed steps (after the warm-up steps, which include session creation),
- * and the process's peak RSS.
+ * and min–max s/step over the timed steps (after the warm-up steps, which include session
+ * creation, as PyTorch's first steps do), and the process's peak RSS. PyTorch's figures are the
+ * ones measured on this machine kind and quoted in issue 13 (it is not installed here).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +23,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { saveImage } from '../src/image/io.js';
 import { f32 } from '../src/tensor.js';
+import { preset } from '../src/models/config.js';
+import { DiffIRS1 } from '../src/models/diffir.js';
+import { initParams } from '../src/nn/init.js';
+import { officialStateDict } from '../src/train/checkpoint.js';
+import { writePth } from '../src/weights/pth.js';
 import { readOptions, resolveOptions } from '../src/train/options.js';
 import { Trainer } from '../src/train/trainer.js';
 import { flag, machine, median } from './util.js';
@@ -27,9 +36,8 @@ const steps = Number(flag('steps', '10'));
 const warmup = Number(flag('warmup', '3'));
 const threads = Number(flag('threads', '2'));
 const only = flag('only', '');
+const batches = flag('batch', '1,4').split(',').map(Number);
 const lowMemory = process.argv.includes('--low-memory');
-/** Per-step time of the official PyTorch 2.13 CPU code on this machine kind (2 threads), from the issue. */
-const PYTORCH_S = 7.8;
 
 interface Case {
   readonly key: string;
@@ -38,12 +46,19 @@ interface Case {
   readonly scale: number;
   readonly network: string;
   readonly type: string;
+  readonly stage: 1 | 2;
+  /** The official PyTorch 2.13 CPU code on this machine kind, warm, batch 1 (issue 13): s/step and peak GB. */
+  readonly pytorch?: { readonly s: number; readonly gb: number };
 }
+
+const S2_EXTRA = 'n_denoise_res: 1, linear_start: 0.1, linear_end: 0.99, timesteps: 4';
 
 const CASES: Case[] = [
   {
     key: 'deblur',
-    label: 'deblur-gopro stage 1, batch 1, 128×128',
+    label: 'deblur-gopro stage 1, 128×128',
+    stage: 1,
+    pytorch: { s: 2.25, gb: 4.2 },
     gt: 128,
     scale: 1,
     type: 'DeblurPairedDataset',
@@ -51,10 +66,20 @@ const CASES: Case[] = [
   },
   {
     key: 'realsr',
-    label: 'realsr-x4 stage 1, batch 1, LQ 64×64',
+    label: 'realsr-x4 stage 1, LQ 64×64',
+    stage: 1,
     gt: 256,
     scale: 4,
     type: 'PairedImageDataset',
+    network: 'n_encoder_res: 9, dim: 64, num_blocks: [13, 1, 1, 1], num_refinement_blocks: 13, heads: [1, 2, 4, 8], ffn_expansion_factor: 2.2, bias: false, LayerNorm_type: BiasFree',
+  },
+  {
+    key: 'realsr-s2',
+    label: 'realsr-x4 stage 2 joint, LQ 64×64',
+    gt: 256,
+    scale: 4,
+    type: 'PairedImageDataset',
+    stage: 2,
     network: 'n_encoder_res: 9, dim: 64, num_blocks: [13, 1, 1, 1], num_refinement_blocks: 13, heads: [1, 2, 4, 8], ffn_expansion_factor: 2.2, bias: false, LayerNorm_type: BiasFree',
   },
 ];
@@ -65,32 +90,43 @@ function smooth(seed: number, h: number, w: number): Float32Array {
   return d;
 }
 
-async function runCase(c: Case): Promise<void> {
+async function runCase(c: Case, batch: number): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'diffir-bench-train-'));
   try {
     const size = c.gt + 32;
     for (const d of ['gt', 'lq']) await import('node:fs').then((fs) => fs.mkdirSync(join(tmp, d)));
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < Math.max(4, batch); i++) {
       const gt = smooth(i, size, size);
       await saveImage(join(tmp, 'gt', `${i}.png`), { rgb: f32([1, 3, size, size], gt) });
       const s = size / c.scale;
       await saveImage(join(tmp, 'lq', `${i}.png`), { rgb: f32([1, 3, s, s], smooth(i + 0.5, s, s)) });
     }
+    let s1 = '';
+    if (c.stage === 2) {
+      // A random stage-1 checkpoint: DIRformer initialisation and the frozen teacher CPEN.
+      const cfg = preset('realsr-x4');
+      s1 = join(tmp, 's1.pth');
+      writePth(s1, new Map([['params', officialStateDict(initParams(DiffIRS1(cfg), 1), cfg, 1)]]));
+    }
+    const net = (type: string, extra = '') => `{type: ${type}, ${c.network}${extra}${c.scale > 1 ? `, scale: ${c.scale}` : ''}}`;
     const opt = [
       `name: bench_${c.key}`,
-      'model_type: DiffIRS1Model',
+      `model_type: DiffIRS${c.stage}Model`,
       `scale: ${c.scale}`,
       'manual_seed: 0',
       'datasets:',
-      `  train: {name: synth, type: ${c.type}, dataroot_gt: ${tmp}/gt, dataroot_lq: ${tmp}/lq, io_backend: {type: disk}, gt_size: ${c.gt}, use_hflip: true, use_rot: false, geometric_augs: true, batch_size_per_gpu: 1}`,
-      `network_g: {type: DiffIRS1, ${c.network}${c.scale > 1 ? `, scale: ${c.scale}` : ''}}`,
-      `path: {pretrain_network_g: ~, experiments_root: ${tmp}/exp}`,
+      `  train: {name: synth, type: ${c.type}, dataroot_gt: ${tmp}/gt, dataroot_lq: ${tmp}/lq, io_backend: {type: disk}, gt_size: ${c.gt}, use_hflip: true, use_rot: false, geometric_augs: true, batch_size_per_gpu: ${batch}}`,
+      c.stage === 1 ? `network_g: ${net('DiffIRS1')}` : `network_g: ${net('DiffIRS2', `, ${S2_EXTRA}`)}\nnetwork_S1: ${net('DiffIRS1')}`,
+      c.stage === 1 ? `path: {pretrain_network_g: ~, experiments_root: ${tmp}/exp}` : `path: {pretrain_network_g: ${s1}, pretrain_network_S1: ${s1}, param_key_g: params, strict_load_g: false, experiments_root: ${tmp}/exp}`,
       'train:',
       '  ema_decay: 0.999',
       `  optim_g: {type: Adam, lr: !!float 2e-4, weight_decay: 0, betas: [0.9, ${c.scale > 1 ? '0.99' : '0.999'}]}`,
       '  scheduler: {type: MultiStepLR, milestones: [500000], gamma: 0.5}',
       `  total_iter: ${warmup + steps}`,
       '  pixel_opt: {type: L1Loss, loss_weight: 1.0, reduction: mean}',
+      ...(c.stage === 2
+        ? ['  encoder_iter: 0', '  lr_encoder: !!float 2e-4', '  lr_sr: !!float 2e-4', '  gamma_encoder: 0.1', '  gamma_sr: 0.5', '  lr_decay_encoder: 60000', '  lr_decay_sr: 600000', '  kd_opt: {type: KDLoss, loss_weight: 1, temperature: 0.15}']
+        : []),
       'logger: {print_freq: 1, save_checkpoint_freq: 1000000}',
       '',
     ].join('\n');
@@ -108,30 +144,39 @@ async function runCase(c: Case): Promise<void> {
     const med = median(rec);
     const mean = rec.reduce((a, b) => a + b, 0) / rec.length;
     const rss = process.resourceUsage().maxRSS / 1024;
-    console.log(JSON.stringify({ key: c.key, label: c.label, params: plan.config.dim, median: med, mean, min: Math.min(...rec), max: Math.max(...rec), peakRssMiB: rss, steps: rec.length }));
+    console.log(JSON.stringify({ key: c.key, batch, label: c.label, median: med, mean, min: Math.min(...rec), max: Math.max(...rec), peakRssMiB: rss, steps: rec.length }));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
 }
 
 async function main(): Promise<void> {
-  if (only) {
-    await runCase(CASES.find((c) => c.key === only)!);
+  if (process.argv.includes('--child')) {
+    await runCase(CASES.find((c) => c.key === only)!, batches[0]!);
     return;
   }
   console.log(`# training step benchmark — ${machine()}, ORT threads ${threads}, ${steps} timed steps after ${warmup} warm-up steps${lowMemory ? ', --low-memory (no ORT arena)' : ''}`);
-  console.log('| configuration | median s/step | min–max s/step | peak RSS | PyTorch 2.13 CPU | ratio (median / PyTorch) |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('# PyTorch: the official code (PyTorch 2.13, CPU, warm steps, batch 1) measured on this machine kind, as quoted in issue 13; not installed here');
+  console.log('| configuration | batch | median s/step | min–max s/step | peak RSS GiB | PyTorch s/step | time ratio | PyTorch peak GB | memory ratio |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   const self = fileURLToPath(import.meta.url);
   for (const c of CASES) {
-    const r = spawnSync(process.execPath, [self, '--only', c.key, '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), ...(lowMemory ? ['--low-memory'] : [])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    const line = r.stdout.trim().split('\n').pop() ?? '';
-    if (r.status !== 0 || !line.startsWith('{')) {
-      console.log(`| ${c.label} | failed (exit ${r.status}) | | | | |`);
-      continue;
+    if (only && c.key !== only) continue;
+    for (const batch of batches) {
+      const args = [self, '--child', '--only', c.key, '--batch', String(batch), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), ...(lowMemory ? ['--low-memory'] : [])];
+      const r = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+      const line = r.stdout.trim().split('\n').pop() ?? '';
+      if (r.status !== 0 || !line.startsWith('{')) {
+        console.log(`| ${c.label} | ${batch} | failed (exit ${r.status}) | | | | | | |`);
+        continue;
+      }
+      const x = JSON.parse(line) as { median: number; min: number; max: number; peakRssMiB: number };
+      const gib = x.peakRssMiB / 1024;
+      const py = batch === 1 ? c.pytorch : undefined;
+      console.log(
+        `| ${c.label} | ${batch} | ${x.median.toFixed(2)} | ${x.min.toFixed(2)}–${x.max.toFixed(2)} | ${gib.toFixed(2)} | ${py ? py.s : '–'} | ${py ? (x.median / py.s).toFixed(2) : '–'} | ${py ? py.gb : '–'} | ${py ? ((gib * 2 ** 30) / (py.gb * 1e9)).toFixed(2) : '–'} |`,
+      );
     }
-    const x = JSON.parse(line) as { median: number; min: number; max: number; peakRssMiB: number };
-    console.log(`| ${c.label} | ${x.median.toFixed(2)} | ${x.min.toFixed(2)}–${x.max.toFixed(2)} | ${(x.peakRssMiB / 1024).toFixed(2)} GiB | ${PYTORCH_S} s | ${(x.median / PYTORCH_S).toFixed(2)} |`);
   }
 }
 

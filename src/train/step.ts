@@ -33,6 +33,40 @@ export interface TrainStepOptions {
   session?: SessionOptions;
 }
 
+/** The training graph of a step, before compilation. */
+export interface TrainingGraph {
+  /** Flat layout of the trainable parameters (the gradient buffer's layout). */
+  readonly layout: ParamLayout;
+  readonly logNames: readonly string[];
+  /** The ONNX model: trainable weights as inputs, frozen ones embedded. */
+  model(): Uint8Array;
+}
+
+/**
+ * Adds the backward pass to `graph` and the step's outputs: `loss`, `grads` (all gradients
+ * concatenated in the layout's order), `grad_norm` and `log_<name>` for each logged value.
+ * `TrainStep.create` compiles it; the profiling bench analyses it.
+ */
+export function buildTrainingGraph(graph: Graph, loss: Value, o: TrainStepOptions = {}): TrainingGraph {
+  const frozen = o.frozen ?? new Map();
+  const names = o.trainable ?? [...graph.params.keys()].filter((n) => !frozen.has(n));
+  for (const n of names) if (!graph.params.has(n)) throw new Error(`trainable parameter '${n}' is not in the graph`);
+  for (const n of graph.params.keys()) {
+    if (!names.includes(n) && !frozen.has(n)) throw new Error(`parameter '${n}' is neither trainable nor given as frozen`);
+  }
+  const values = names.map((n) => graph.params.get(n)!.value);
+  const layout = new ParamLayout(names.map((n) => [n, graph.params.get(n)!.value.shape as number[]]));
+  const grads = graph.scope('backward', () => grad(loss, values));
+  const flat = graph.scope('backward', () => op.concat(grads.map((g) => op.reshape(g, [-1])), 0));
+  const norm = graph.scope('backward', () => op.sqrt(op.reduceSum(op.mul(flat, flat), [0], false)));
+  graph.output(op.reshape(loss, []), 'loss');
+  graph.output(flat, 'grads');
+  graph.output(norm, 'grad_norm');
+  const logNames = Object.keys(o.logs ?? {});
+  for (const [k, v] of Object.entries(o.logs ?? {})) graph.output(op.reshape(v, []), `log_${k}`);
+  return { layout, logNames, model: () => toOnnx(graph, { params: 'inputs', weights: frozen, embed: new Set(frozen.keys()) }) };
+}
+
 /** A compiled forward + backward pass. */
 export class TrainStep {
   private constructor(
@@ -46,25 +80,9 @@ export class TrainStep {
 
   /** Differentiates `loss` in `graph` and compiles the step. */
   static async create(graph: Graph, loss: Value, o: TrainStepOptions = {}): Promise<TrainStep> {
-    const frozen = o.frozen ?? new Map();
-    const names = o.trainable ?? [...graph.params.keys()].filter((n) => !frozen.has(n));
-    for (const n of names) if (!graph.params.has(n)) throw new Error(`trainable parameter '${n}' is not in the graph`);
-    for (const n of graph.params.keys()) {
-      if (!names.includes(n) && !frozen.has(n)) throw new Error(`parameter '${n}' is neither trainable nor given as frozen`);
-    }
-    const values = names.map((n) => graph.params.get(n)!.value);
-    const layout = new ParamLayout(names.map((n) => [n, graph.params.get(n)!.value.shape as number[]]));
-    const grads = graph.scope('backward', () => grad(loss, values));
-    const flat = graph.scope('backward', () => op.concat(grads.map((g) => op.reshape(g, [-1])), 0));
-    const norm = graph.scope('backward', () => op.sqrt(op.reduceSum(op.mul(flat, flat), [0], false)));
-    graph.output(op.reshape(loss, []), 'loss');
-    graph.output(flat, 'grads');
-    graph.output(norm, 'grad_norm');
-    const logNames = Object.keys(o.logs ?? {});
-    for (const [k, v] of Object.entries(o.logs ?? {})) graph.output(op.reshape(v, []), `log_${k}`);
-    const bytes = toOnnx(graph, { params: 'inputs', weights: frozen, embed: new Set(frozen.keys()) });
-    const session = await Session.create(bytes, o.session);
-    return new TrainStep(session, layout, logNames, graph.inputs.map((v) => v.name));
+    const t = buildTrainingGraph(graph, loss, o);
+    const session = await Session.create(t.model(), o.session);
+    return new TrainStep(session, t.layout, t.logNames, graph.inputs.map((v) => v.name));
   }
 
   /**

@@ -81,7 +81,10 @@ export class TrainStep {
   /** Differentiates `loss` in `graph` and compiles the step. */
   static async create(graph: Graph, loss: Value, o: TrainStepOptions = {}): Promise<TrainStep> {
     const t = buildTrainingGraph(graph, loss, o);
-    const session = await Session.create(t.model(), o.session);
+    // No memory pattern: from the second run on ORT would allocate the planned pattern as one
+    // more block while the arena keeps the first run's chunks, holding the activations twice
+    // (deblur S1 128²: 6.1 GiB instead of 3.5; bench/train-profile --no-mem-pattern).
+    const session = await Session.create(t.model(), { memoryPattern: false, ...o.session });
     return new TrainStep(session, t.layout, t.logNames, graph.inputs.map((v) => v.name));
   }
 

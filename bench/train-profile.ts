@@ -10,7 +10,7 @@
  *   gap between the liveness peak and RSS shows what the allocator (ORT's arena) adds;
  * - time: ORT's per-node profile of the last run, by op type, forward and backward apart.
  *
- *   npm run build && node dist/bench/train-profile.js [--case deblur|realsr|realsr-s2] [--batch 1] [--runs 3]
+ *   npm run build && node dist/bench/train-profile.js [--case deblur|realsr|realsr-s2] [--batch 1] [--size <LQ side>] [--runs 3]
  *        [--threads 2] [--no-arena] [--no-mem-pattern] [--no-time]
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -99,14 +99,15 @@ async function main(): Promise<void> {
   const c = PROFILE_CASES[key];
   if (!c) throw new Error(`unknown case '${key}' (have ${Object.keys(PROFILE_CASES).join(', ')})`);
   const batch = Number(flag('batch', '1'));
+  const size = Number(flag('size', String(c.size)));
   const runs = Number(flag('runs', '3'));
   const threads = Number(flag('threads', '2'));
   const arena = !process.argv.includes('--no-arena');
   const memPattern = !process.argv.includes('--no-mem-pattern');
   const timeIt = !process.argv.includes('--no-time');
-  console.log(`# training step profile: ${c.label}, batch ${batch}, ORT threads ${threads}, arena ${arena ? 'on' : 'off'}, memory pattern ${memPattern ? 'on' : 'off'}`);
+  console.log(`# training step profile: ${c.label.split(',')[0]}, LQ ${size}², batch ${batch}, ORT threads ${threads}, arena ${arena ? 'on' : 'off'}, memory pattern ${memPattern ? 'on' : 'off'}`);
   console.log(`# machine: ${machine()}`);
-  const obj = buildObjective({ kind: c.kind, config: c.config, batch, height: c.size, width: c.size, ...(c.kind === 's1' ? {} : { teacher: c.config }) });
+  const obj = buildObjective({ kind: c.kind, config: c.config, batch, height: size, width: size, ...(c.kind === 's1' ? {} : { teacher: c.config }) });
   const weights = initParams(obj.graph, 1);
   const frozen = new Map(obj.frozen.map((k) => [k, weights.get(k)!]));
   const t = buildTrainingGraph(obj.graph, obj.loss, { trainable: obj.trainable, frozen, logs: obj.logs });

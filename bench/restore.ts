@@ -4,9 +4,11 @@
  *   deblur-gopro 256×256, realsr-x4 64×64 → 256×256 (whole image), deblur-gopro
  *   2048×2048 (exact tiles under a 4 GB budget).
  * Each case runs in a child process so that its peak RSS is its own. With --profile the
- * ORT per-op-type time breakdown of one warm run is printed.
+ * ORT per-op-type time breakdown of one warm run is printed. The `*vs` cases run the same
+ * image whole and in exact tiles alternately in one process and print the time ratio
+ * (tiled / whole, per pixel) and the largest difference of the outputs.
  *
- *   npm run bench:restore [-- --runs 3 --threads 2 --profile --cases deblur256,realsr64,deblur2048]
+ *   npm run bench:restore [-- --runs 3 --threads 2 --profile --cases deblur256,realsr64,deblur2048,deblur384vs]
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, mkdtempSync } from 'node:fs';
@@ -32,13 +34,39 @@ interface Case {
   budget?: number;
   runs: number;
   pytorch?: number;
+  /** Compare tiles of this side with the whole image. */
+  versus?: number;
 }
 
 const CASES: Record<string, Case> = {
   deblur256: { name: 'deblur-gopro 256×256', preset: 'deblur-gopro', size: 256, runs: 3, pytorch: 10.0 },
   realsr64: { name: 'realsr-x4 64×64 → 256×256', preset: 'realsr-x4', size: 64, runs: 3, pytorch: 2.36 },
   deblur2048: { name: 'deblur-gopro 2048×2048, tiled (4 GB budget)', preset: 'deblur-gopro', size: 2048, budget: 4 * 2 ** 30, runs: 1 },
+  deblur384vs: { name: 'deblur-gopro 384×384, tiles of 96 vs whole', preset: 'deblur-gopro', size: 384, runs: 3, versus: 96 },
+  realsr128vs: { name: 'realsr-x4 128×128 → 512×512, tiles of 32 vs whole', preset: 'realsr-x4', size: 128, runs: 3, versus: 32 },
 };
+
+/** Alternates whole-image and tiled restorations of one image; the first of each is a warm-up. */
+async function versus(c: Case, r: Restorer, img: LoadedImage, runs: number): Promise<{ whole: number; tiled: number; ratio: number; maxDiff: number }> {
+  const whole: number[] = [];
+  const tiled: number[] = [];
+  const ratios: number[] = [];
+  let maxDiff = 0;
+  for (let i = 0; i < runs; i++) {
+    let t = performance.now();
+    const a = await r.restore(img, { tile: 0, memoryBudget: 64 * 2 ** 30 });
+    const tw = (performance.now() - t) / 1000;
+    t = performance.now();
+    const b = await r.restore(img, { tile: c.versus! });
+    const tt = (performance.now() - t) / 1000;
+    for (let k = 0; k < a.rgb.data.length; k++) maxDiff = Math.max(maxDiff, Math.abs(a.rgb.data[k]! - b.rgb.data[k]!));
+    if (i === 0 && runs > 1) continue;
+    whole.push(tw);
+    tiled.push(tt);
+    ratios.push(tt / tw);
+  }
+  return { whole: median(whole), tiled: median(tiled), ratio: median(ratios), maxDiff };
+}
 
 function image(size: number): LoadedImage {
   const r = new Rng(7);
@@ -57,6 +85,12 @@ async function child(key: string): Promise<void> {
   const img = image(c.size);
   const t0 = performance.now();
   const r = Restorer.load(ck, { threads });
+  if (c.versus) {
+    const v = await versus(c, r, img, runs);
+    await r.release();
+    console.log(JSON.stringify({ key, versus: v, peakGiB: process.resourceUsage().maxRSS / 2 ** 20 }));
+    return;
+  }
   let tile = 0;
   const first = await r.restore(img, { ...(c.budget ? { memoryBudget: c.budget } : {}) });
   tile = first.tile;
@@ -107,17 +141,28 @@ async function main(): Promise<void> {
   console.log('| case | cold s (load + first image) | warm s (median) | peak RSS GiB | tile | PyTorch 2.13 s | warm / PyTorch |');
   console.log('|---|---|---|---|---|---|---|');
   const profiles: [string, Record<string, number>][] = [];
+  const vs: string[] = [];
   for (const k of keys) {
     const c = CASES[k];
     if (!c) throw new Error(`unknown case '${k}' (have ${Object.keys(CASES).join(', ')})`);
     const args = [fileURLToPath(import.meta.url), '--child', k, ...process.argv.slice(2).filter((a, i, all) => a !== '--cases' && all[i - 1] !== '--cases')];
     const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
     if (r.status !== 0) throw new Error(`case ${k} failed (${r.signal ?? `exit ${r.status}`}): ${r.stderr.split('\n').slice(-3).join(' ')}`);
-    const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as { cold: number; warm: number | null; peakGiB: number; tile: number; profile: Record<string, number> | null };
+    const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as { cold: number; warm: number | null; peakGiB: number; tile: number; profile: Record<string, number> | null; versus?: { whole: number; tiled: number; ratio: number; maxDiff: number } };
+    if (res.versus) {
+      const v = res.versus;
+      vs.push(`| ${c.name} | ${v.whole.toFixed(2)} | ${v.tiled.toFixed(2)} | ${v.ratio.toFixed(2)} | ${v.maxDiff.toExponential(1)} | ${res.peakGiB.toFixed(2)} |`);
+      continue;
+    }
     const best = res.warm ?? res.cold;
     const ratio = c.pytorch ? (best / c.pytorch).toFixed(2) : '–';
     console.log(`| ${c.name} | ${res.cold.toFixed(2)} | ${res.warm?.toFixed(2) ?? '–'} | ${res.peakGiB.toFixed(2)} | ${res.tile || 'whole'} | ${c.pytorch ?? '–'} | ${ratio} |`);
     if (res.profile) profiles.push([c.name, res.profile]);
+  }
+  if (vs.length) {
+    console.log('\n| tiled vs whole (same image, same process) | whole s (median) | tiled s (median) | tiled / whole (median of pairs) | max abs difference | peak RSS GiB |');
+    console.log('|---|---|---|---|---|---|');
+    for (const l of vs) console.log(l);
   }
   for (const [name, p] of profiles) {
     const total = Object.values(p).reduce((a, b) => a + b, 0);

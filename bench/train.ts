@@ -1,24 +1,27 @@
 /**
- * Seconds per training step and peak memory of stage-1 training at the released sizes, through
- * the real trainer (data loading, forward + backward in one ORT run, Adam, EMA), on a synthetic
- * paired dataset written to a temporary folder:
+ * Seconds per training step and peak memory at the released widths, through the real trainer
+ * (data loading, forward + backward in one ORT run, Adam, EMA), on a synthetic paired dataset
+ * written to a temporary folder, at batch 1 and batch 4:
  *
- * - deblur-gopro stage 1: batch 1, 128×128 patches (DeblurPairedDataset)
- * - realsr-x4 stage 1: batch 1, LQ 64×64 (GT 256×256, PairedImageDataset)
- * - realsr-x4 GAN stage (DiffIRGANS2Model, `train_DiffIRS2_GAN_x4.yml`'s losses and widths): batch 1,
- *   GT 256×256, net_g / network_S1 fresh at the official widths, UNetDiscriminatorSN num_feat 64,
+ * - deblur-gopro stage 1: 128×128 patches (DeblurPairedDataset)
+ * - realsr-x4 stage 1: LQ 64×64 (GT 256×256, PairedImageDataset)
+ * - realsr-x4 stage 2, joint phase (encoder_iter 0): LQ 64×64, the frozen stage-1 CPEN as
+ *   teacher from a random stage-1 checkpoint
+ * - realsr-x4 GAN stage (DiffIRGANS2Model, `train_DiffIRS2_GAN_x4.yml`'s losses and widths): GT
+ *   256×256, net_g / network_S1 fresh at the official widths, UNetDiscriminatorSN num_feat 64,
  *   VGG19 perceptual loss to conv5_4 (synthesised weights from ../shared/fixtures when the real
  *   torchvision file is not in experiments/pretrained_models or $TORCH_HOME: the time does not
  *   depend on the values)
- * - inpainting (place2 widths) stage 1 and stage 2: batch 1, 256×256, one official LaMa-style
- *   iteration (G step with ResNetPL, D step with the R1 penalty, both Adams; no data loading),
- *   random weights (the ResNet50 encoder too: the time does not depend on its values)
+ * - inpainting (place2 widths) stage 1 and stage 2, batch 1 only, 256×256: one official LaMa-style
+ *   iteration (bench/train-inpaint.ts)
  *
- *   npm run build && node dist/bench/train.js [--steps 10] [--warmup 3] [--threads 2] [--only deblur|realsr] [--low-memory]
+ *   npm run build && node dist/bench/train.js [--steps 10] [--warmup 3] [--threads 2] [--batch 1,4]
+ *        [--only deblur|realsr|realsr-s2|gan|inpaint1|inpaint2] [--low-memory]
  *
  * Each configuration runs in its own process so that its peak RSS is its own. Reported: median
- * and mean s/step over the timed steps (after the warm-up steps, which include session creation),
- * and the process's peak RSS.
+ * and min–max s/step over the timed steps (after the warm-up steps, which include session
+ * creation, as PyTorch's first steps do), and the process's peak RSS. PyTorch's figures are the
+ * ones measured on this machine kind and quoted in issue 13 (it is not installed here).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,24 +30,22 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { saveImage } from '../src/image/io.js';
 import { f32 } from '../src/tensor.js';
+import { preset } from '../src/models/config.js';
+import { DiffIRS1 } from '../src/models/diffir.js';
+import { initParams } from '../src/nn/init.js';
+import { officialStateDict } from '../src/train/checkpoint.js';
+import { writePth } from '../src/weights/pth.js';
 import { readOptions, resolveOptions } from '../src/train/options.js';
 import { Trainer } from '../src/train/trainer.js';
-import { flag, machine, median, rand } from './util.js';
-import { PRESETS } from '../src/models/config.js';
-import { DiffIRS1, DiffIRS2 } from '../src/models/diffir.js';
-import { initParams } from '../src/nn/init.js';
-import { ade20kEncoderShapes } from '../src/models/ade20k-resnet.js';
-import { InpaintIteration, initDiscriminator } from '../src/train/inpaint-step.js';
-import { IPR_DIM } from '../src/nn/ipr.js';
-import type { TensorMap } from '../src/tensor.js';
+import { flag, machine, median } from './util.js';
+import { runInpaint } from './train-inpaint.js';
 
 const steps = Number(flag('steps', '10'));
 const warmup = Number(flag('warmup', '3'));
 const threads = Number(flag('threads', '2'));
 const only = flag('only', '');
+const batches = flag('batch', '1,4').split(',').map(Number);
 const lowMemory = process.argv.includes('--low-memory');
-/** Per-step time of the official PyTorch 2.13 CPU code on this machine kind (2 threads), from the issue. */
-const PYTORCH_S = 7.8;
 
 interface Case {
   readonly key: string;
@@ -53,14 +54,22 @@ interface Case {
   readonly scale: number;
   readonly network: string;
   readonly type: string;
-  /** GAN stage instead of stage 1. */
-  readonly gan?: boolean;
+  /** 1, 2: DiffIRS1/S2Model; 'gan': DiffIRGANS2Model; 'inpaint': the LaMa-style iteration (batch 1). */
+  readonly stage: 1 | 2 | 'gan' | 'inpaint';
+  /** For 'inpaint': which inpainting stage. */
+  readonly inpaintStage?: 1 | 2;
+  /** The official PyTorch 2.13 CPU code on this machine kind, warm, batch 1 (issue 13): s/step and peak GB. */
+  readonly pytorch?: { readonly s: number; readonly gb: number };
 }
+
+const S2_EXTRA = 'n_denoise_res: 1, linear_start: 0.1, linear_end: 0.99, timesteps: 4';
 
 const CASES: Case[] = [
   {
     key: 'deblur',
-    label: 'deblur-gopro stage 1, batch 1, 128×128',
+    label: 'deblur-gopro stage 1, 128×128',
+    stage: 1,
+    pytorch: { s: 2.25, gb: 4.2 },
     gt: 128,
     scale: 1,
     type: 'DeblurPairedDataset',
@@ -68,22 +77,40 @@ const CASES: Case[] = [
   },
   {
     key: 'realsr',
-    label: 'realsr-x4 stage 1, batch 1, LQ 64×64',
+    label: 'realsr-x4 stage 1, LQ 64×64',
+    stage: 1,
     gt: 256,
     scale: 4,
     type: 'PairedImageDataset',
     network: 'n_encoder_res: 9, dim: 64, num_blocks: [13, 1, 1, 1], num_refinement_blocks: 13, heads: [1, 2, 4, 8], ffn_expansion_factor: 2.2, bias: false, LayerNorm_type: BiasFree',
   },
   {
+    key: 'realsr-s2',
+    label: 'realsr-x4 stage 2 joint, LQ 64×64',
+    gt: 256,
+    scale: 4,
+    type: 'PairedImageDataset',
+    stage: 2,
+    network: 'n_encoder_res: 9, dim: 64, num_blocks: [13, 1, 1, 1], num_refinement_blocks: 13, heads: [1, 2, 4, 8], ffn_expansion_factor: 2.2, bias: false, LayerNorm_type: BiasFree',
+  },
+  {
     key: 'gan',
-    label: 'realsr-x4 GAN stage, batch 1, GT 256×256',
+    label: 'realsr-x4 GAN stage, GT 256×256',
+    stage: 'gan',
     gt: 256,
     scale: 4,
     type: 'PairedImageDataset',
     network: 'n_encoder_res: 9, dim: 64, num_blocks: [13, 1, 1, 1], num_refinement_blocks: 13, heads: [1, 2, 4, 8], ffn_expansion_factor: 2.2, bias: false, LayerNorm_type: BiasFree',
-    gan: true,
   },
+  { key: 'inpaint1', label: 'inpainting place2 stage 1 (G + D + ResNetPL + R1), 256×256', stage: 'inpaint', inpaintStage: 1, gt: 256, scale: 1, type: '', network: '' },
+  { key: 'inpaint2', label: 'inpainting place2 stage 2 (G + D + ResNetPL + R1 + KD), 256×256', stage: 'inpaint', inpaintStage: 2, gt: 256, scale: 1, type: '', network: '' },
 ];
+
+function smooth(seed: number, h: number, w: number): Float32Array {
+  const d = new Float32Array(3 * h * w);
+  for (let c = 0; c < 3; c++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) d[(c * h + y) * w + x] = 0.5 + 0.3 * Math.sin(0.05 * (x + 3 * c) + seed) * Math.cos(0.07 * y + c);
+  return d;
+}
 
 /** The GAN case's extra files and option lines: a fresh stage-1 teacher, the VGG19 weights. */
 async function ganSetup(tmp: string, c: Case): Promise<string[]> {
@@ -132,48 +159,46 @@ function root(): string {
   return fileURLToPath(new URL('../..', import.meta.url));
 }
 
-function smooth(seed: number, h: number, w: number): Float32Array {
-  const d = new Float32Array(3 * h * w);
-  for (let c = 0; c < 3; c++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) d[(c * h + y) * w + x] = 0.5 + 0.3 * Math.sin(0.05 * (x + 3 * c) + seed) * Math.cos(0.07 * y + c);
-  return d;
-}
-
-async function runCase(c: Case): Promise<void> {
+async function runCase(c: Case, batch: number): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'diffir-bench-train-'));
   try {
     const size = c.gt + 32;
     for (const d of ['gt', 'lq']) await import('node:fs').then((fs) => fs.mkdirSync(join(tmp, d)));
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < Math.max(4, batch); i++) {
       const gt = smooth(i, size, size);
       await saveImage(join(tmp, 'gt', `${i}.png`), { rgb: f32([1, 3, size, size], gt) });
       const s = size / c.scale;
       await saveImage(join(tmp, 'lq', `${i}.png`), { rgb: f32([1, 3, s, s], smooth(i + 0.5, s, s)) });
     }
-    const common = [
-      `name: bench_${c.key}`,
-      `model_type: ${c.gan ? 'DiffIRGANS2Model' : 'DiffIRS1Model'}`,
-      `scale: ${c.scale}`,
-      'manual_seed: 0',
-      'datasets:',
-      `  train: {name: synth, type: ${c.type}, dataroot_gt: ${tmp}/gt, dataroot_lq: ${tmp}/lq, io_backend: {type: disk}, gt_size: ${c.gt}, use_hflip: true, use_rot: false, geometric_augs: true, batch_size_per_gpu: 1}`,
-      `network_g: {type: ${c.gan ? 'DiffIRS2' : 'DiffIRS1'}, ${c.network}${c.scale > 1 ? `, scale: ${c.scale}` : ''}}`,
-      'logger: {print_freq: 1, save_checkpoint_freq: 1000000}',
-    ];
-    const opt = [
-      ...common,
-      ...(c.gan
-        ? await ganSetup(tmp, c)
-        : [
-      `path: {pretrain_network_g: ~, experiments_root: ${tmp}/exp}`,
+    let s1 = '';
+    if (c.stage === 2) {
+      // A random stage-1 checkpoint: DIRformer initialisation and the frozen teacher CPEN.
+      const cfg = preset('realsr-x4');
+      s1 = join(tmp, 's1.pth');
+      writePth(s1, new Map([['params', officialStateDict(initParams(DiffIRS1(cfg), 1), cfg, 1)]]));
+    }
+    const net = (type: string, extra = '') => `{type: ${type}, ${c.network}${extra}${c.scale > 1 ? `, scale: ${c.scale}` : ''}}`;
+    const head = [`name: bench_${c.key}`, `scale: ${c.scale}`, 'manual_seed: 0', 'datasets:',
+      `  train: {name: synth, type: ${c.type}, dataroot_gt: ${tmp}/gt, dataroot_lq: ${tmp}/lq, io_backend: {type: disk}, gt_size: ${c.gt}, use_hflip: true, use_rot: false, geometric_augs: true, batch_size_per_gpu: ${batch}}`];
+    const tail = ['logger: {print_freq: 1, save_checkpoint_freq: 1000000}', ''];
+    const opt = (c.stage === 'gan'
+      ? [...head, 'model_type: DiffIRGANS2Model', `network_g: ${net('DiffIRS2', `, ${S2_EXTRA}`)}`, ...(await ganSetup(tmp, c)), ...tail]
+      : [
+      ...head,
+      `model_type: DiffIRS${c.stage}Model`,
+      c.stage === 1 ? `network_g: ${net('DiffIRS1')}` : `network_g: ${net('DiffIRS2', `, ${S2_EXTRA}`)}\nnetwork_S1: ${net('DiffIRS1')}`,
+      c.stage === 1 ? `path: {pretrain_network_g: ~, experiments_root: ${tmp}/exp}` : `path: {pretrain_network_g: ${s1}, pretrain_network_S1: ${s1}, param_key_g: params, strict_load_g: false, experiments_root: ${tmp}/exp}`,
       'train:',
       '  ema_decay: 0.999',
       `  optim_g: {type: Adam, lr: !!float 2e-4, weight_decay: 0, betas: [0.9, ${c.scale > 1 ? '0.99' : '0.999'}]}`,
       '  scheduler: {type: MultiStepLR, milestones: [500000], gamma: 0.5}',
       `  total_iter: ${warmup + steps}`,
       '  pixel_opt: {type: L1Loss, loss_weight: 1.0, reduction: mean}',
-          ]),
-      '',
-    ].join('\n');
+      ...(c.stage === 2
+        ? ['  encoder_iter: 0', '  lr_encoder: !!float 2e-4', '  lr_sr: !!float 2e-4', '  gamma_encoder: 0.1', '  gamma_sr: 0.5', '  lr_decay_encoder: 60000', '  lr_decay_sr: 600000', '  kd_opt: {type: KDLoss, loss_weight: 1, temperature: 0.15}']
+        : []),
+      ...tail,
+    ]).join('\n');
     writeFileSync(join(tmp, 'opt.yml'), opt);
     const plan = resolveOptions(readOptions(join(tmp, 'opt.yml')), { cwd: tmp });
     const trainer = await Trainer.create(plan, { threads, log: null, report: false, lowMemory });
@@ -188,94 +213,42 @@ async function runCase(c: Case): Promise<void> {
     const med = median(rec);
     const mean = rec.reduce((a, b) => a + b, 0) / rec.length;
     const rss = process.resourceUsage().maxRSS / 1024;
-    console.log(JSON.stringify({ key: c.key, label: c.label, params: plan.config.dim, median: med, mean, min: Math.min(...rec), max: Math.max(...rec), peakRssMiB: rss, steps: rec.length }));
+    console.log(JSON.stringify({ key: c.key, batch, label: c.label, median: med, mean, min: Math.min(...rec), max: Math.max(...rec), peakRssMiB: rss, steps: rec.length }));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
 }
 
-/** One official inpainting iteration at the place2 widths, batch 1, 256×256. */
-async function runInpaint(stage: 1 | 2): Promise<void> {
-  const cfg = PRESETS['inpaint-places2'];
-  const disc = { inputNc: 3, ndf: 64, nLayers: 4 };
-  const encoder: TensorMap = new Map();
-  let seed = 1;
-  for (const [k, shape] of ade20kEncoderShapes()) {
-    const t = rand(shape, seed++);
-    if (k.endsWith('running_var')) t.data.fill(1);
-    else if (/bn\d\.weight$|downsample\.1\.weight$/.test(k)) t.data.forEach((v, i) => (t.data[i] = 0.25 + 0.1 * v));
-    encoder.set(k, t);
-  }
-  const s1 = initParams(DiffIRS1(cfg), 1);
-  const it = await InpaintIteration.create(
-    {
-      stage,
-      generator: cfg,
-      ...(stage === 2 ? { teacher: cfg } : {}),
-      discriminator: disc,
-      losses: { l1: { weightKnown: 10, weightMissing: 0 }, adversarial: { weight: 10, gpCoef: 0.001, maskAsFakeTarget: true, allowScaleMask: true }, featureMatching: 100, resnetPl: 30, ...(stage === 2 ? { kd: { weight: 1, temperature: 0.15 } } : {}) },
-      batch: 1,
-      height: 256,
-      width: 256,
-      lrG: 2e-4,
-      lrD: 1e-4,
-      gradientClipVal: 1,
-    },
-    { generator: stage === 1 ? s1 : initParams(DiffIRS2(cfg), 2), discriminator: initDiscriminator(disc, 3), ...(stage === 2 ? { teacher: s1 } : {}), encoder },
-    { threads },
-  );
-  const image = rand([1, 3, 256, 256], 7);
-  image.data.forEach((v, i) => (image.data[i] = 0.5 + 0.5 * v));
-  const mask = rand([1, 1, 256, 256], 8);
-  mask.data.forEach((v, i) => (mask.data[i] = v > 0.3 ? 1 : 0));
-  const times: number[] = [];
-  for (let i = 0; i < warmup + steps; i++) {
-    const t0 = performance.now();
-    await it.run({ image, mask, ...(stage === 2 ? { gEps: rand([1, IPR_DIM], 10 + i), dEps: rand([1, IPR_DIM], 100 + i) } : {}) });
-    if (i >= warmup) times.push((performance.now() - t0) / 1000);
-  }
-  await it.release();
-  const rss = process.resourceUsage().maxRSS / 1024;
-  console.log(JSON.stringify({ key: `inpaint${stage}`, median: median(times), mean: times.reduce((a, b) => a + b, 0) / times.length, min: Math.min(...times), max: Math.max(...times), peakRssMiB: rss, steps: times.length }));
-}
-
-const INPAINT_CASES = [
-  { key: 'inpaint1', label: 'inpainting place2 stage 1 (G + D + ResNetPL + R1), batch 1, 256×256', stage: 1 as const },
-  { key: 'inpaint2', label: 'inpainting place2 stage 2 (G + D + ResNetPL + R1 + KD), batch 1, 256×256', stage: 2 as const },
-];
-
 async function main(): Promise<void> {
-  if (only) {
-    const ic = INPAINT_CASES.find((c) => c.key === only);
-    if (ic) await runInpaint(ic.stage);
-    else await runCase(CASES.find((c) => c.key === only)!);
+  if (process.argv.includes('--child')) {
+    const c = CASES.find((k) => k.key === only)!;
+    if (c.stage === 'inpaint') await runInpaint(c.inpaintStage!, { steps, warmup, threads });
+    else await runCase(c, batches[0]!);
     return;
   }
   console.log(`# training step benchmark — ${machine()}, ORT threads ${threads}, ${steps} timed steps after ${warmup} warm-up steps${lowMemory ? ', --low-memory (no ORT arena)' : ''}`);
-  console.log('| configuration | median s/step | min–max s/step | peak RSS | PyTorch 2.13 CPU | ratio (median / PyTorch) |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('# PyTorch: the official code (PyTorch 2.13, CPU, warm steps, batch 1) measured on this machine kind, as quoted in issue 13; not installed here');
+  console.log('| configuration | batch | median s/step | min–max s/step | peak RSS GiB | PyTorch s/step | time ratio | PyTorch peak GB | memory ratio |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   const self = fileURLToPath(import.meta.url);
   for (const c of CASES) {
-    const r = spawnSync(process.execPath, [self, '--only', c.key, '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), ...(lowMemory ? ['--low-memory'] : [])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    const line = r.stdout.trim().split('\n').pop() ?? '';
-    if (r.status !== 0 || !line.startsWith('{')) {
-      console.log(`| ${c.label} | failed (exit ${r.status}) | | | | |`);
-      continue;
+    if (only && c.key !== only) continue;
+    // The inpainting iteration is built for batch 1 only.
+    for (const batch of c.stage === 'inpaint' ? batches.filter((b) => b === 1) : batches) {
+      const args = [self, '--child', '--only', c.key, '--batch', String(batch), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), ...(lowMemory ? ['--low-memory'] : [])];
+      const r = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+      const line = r.stdout.trim().split('\n').pop() ?? '';
+      if (r.status !== 0 || !line.startsWith('{')) {
+        console.log(`| ${c.label} | ${batch} | failed (exit ${r.status}) | | | | | | |`);
+        continue;
+      }
+      const x = JSON.parse(line) as { median: number; min: number; max: number; peakRssMiB: number };
+      const gib = x.peakRssMiB / 1024;
+      const py = batch === 1 ? c.pytorch : undefined;
+      console.log(
+        `| ${c.label} | ${batch} | ${x.median.toFixed(2)} | ${x.min.toFixed(2)}–${x.max.toFixed(2)} | ${gib.toFixed(2)} | ${py ? py.s : '–'} | ${py ? (x.median / py.s).toFixed(2) : '–'} | ${py ? py.gb : '–'} | ${py ? ((gib * 2 ** 30) / (py.gb * 1e9)).toFixed(2) : '–'} |`,
+      );
     }
-    const x = JSON.parse(line) as { median: number; min: number; max: number; peakRssMiB: number };
-    // PyTorch is not installed here: the stage-1 figure is the issue's; the GAN stage has none.
-    const torch = c.gan ? null : PYTORCH_S;
-    console.log(`| ${c.label} | ${x.median.toFixed(2)} | ${x.min.toFixed(2)}–${x.max.toFixed(2)} | ${(x.peakRssMiB / 1024).toFixed(2)} GiB | ${torch ? `${torch} s` : 'not measured'} | ${torch ? (x.median / torch).toFixed(2) : '–'} |`);
-  }
-  for (const c of INPAINT_CASES) {
-    const r = spawnSync(process.execPath, [self, '--only', c.key, '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    const line = r.stdout.trim().split('\n').pop() ?? '';
-    if (r.status !== 0 || !line.startsWith('{')) {
-      console.log(`| ${c.label} | failed (exit ${r.status}) | | | | |`);
-      continue;
-    }
-    const x = JSON.parse(line) as { median: number; min: number; max: number; peakRssMiB: number };
-    console.log(`| ${c.label} | ${x.median.toFixed(2)} | ${x.min.toFixed(2)}–${x.max.toFixed(2)} | ${(x.peakRssMiB / 1024).toFixed(2)} GiB | not measured | |`);
   }
 }
 

@@ -7,6 +7,9 @@ import { type DiffIRConfig, inputChannels, outputScale } from '../src/models/con
 import { initParams } from '../src/nn/init.js';
 import { compile } from '../src/runtime/compile.js';
 import { TiledDIRformer, tileStarts } from '../src/restore/tiled.js';
+import { stepTiles, tileBytes } from '../src/restore/memory.js';
+import { dirformerProgram } from '../src/models/dirformer.js';
+import { preset } from '../src/models/config.js';
 import { randn } from './helpers/gradcheck.js';
 
 const tiny = (task: DiffIRConfig['task'], scale: DiffIRConfig['scale']): DiffIRConfig => ({
@@ -59,6 +62,13 @@ for (const [task, scale, tiles] of [
       let last = 0;
       const out = await t.run({ c: C, h: H, w: W, data: x.data }, zv.data, { onProgress: (p) => (last = p.done) });
       assert.equal(last, t.runCount(H, W));
+      // With deblur's smallest tile the deepest blocks run in several tiles too, so the sums over
+      // tiles are exercised there (SR's tail sets a larger memory bound: its deep levels fit one tile).
+      if (task === 'deblur' && tile === tiles[0]) {
+        const deep = dirformerProgram(cfg).findIndex((st) => st.kind === 'block' && st.prefix.includes('latent'));
+        const grid = t.grid(deep, H, W);
+        assert.ok(grid.ys.length * grid.xs.length > 1, `latent ran in one tile at tile ${tile}`);
+      }
       const s = outputScale(cfg);
       assert.deepEqual([out.c, out.h, out.w], [3, H * s, W * s]);
       let maxErr = 0;
@@ -69,3 +79,22 @@ for (const [task, scale, tiles] of [
     }
   });
 }
+
+test('deep levels get larger tiles within the same memory bound', () => {
+  const cfg = preset('deblur-gopro');
+  const steps = dirformerProgram(cfg);
+  for (const tile of [64, 96, 160]) {
+    const plan = stepTiles(cfg, tile);
+    // The nominal tile's bound, from the independent per-step estimate of tileBytes at each step's side.
+    const bound = tileBytes(cfg, tile);
+    plan.forEach(({ side, align }, i) => assert.equal(side % align, 0, `step ${i} side ${side} not a multiple of ${align}`));
+    const latent = steps.findIndex((s) => s.kind === 'block' && s.prefix.includes('latent'));
+    assert.ok(plan[latent]!.side >= 2 * (tile / 8), `latent side ${plan[latent]!.side} at tile ${tile}`);
+    // A block at any level: channels alive 2·hidden + 3·dim, footprint (side + 4)² — within the bound.
+    steps.forEach((s, i) => {
+      if (s.kind !== 'block') return;
+      const c = 2 * Math.floor(s.opts.dim * s.opts.ffnExpansionFactor) + 3 * s.opts.dim;
+      assert.ok(5.4 * 4 * c * (plan[i]!.side + 4) ** 2 <= bound * 1.0000001, `step ${s.prefix}: over the memory bound`);
+    });
+  }
+});

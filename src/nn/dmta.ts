@@ -23,38 +23,45 @@ export interface DMTAOptions {
   readonly bias?: boolean;
 }
 
-/** q, k, v of DMTA as (B, heads, C/heads, H·W); v is null when only q and k were asked for. */
+/** q, k, v of DMTA as (B, heads, C/heads, H·W); the parts not asked for are null. */
 export interface QKV {
-  readonly q: Value;
-  readonly k: Value;
+  readonly q: Value | null;
+  readonly k: Value | null;
   readonly v: Value | null;
 }
+
+/** Which of q, k, v {@link dmtaQKV} computes: all, q and k (tile pass A), or v (tile pass B). */
+export type QKVParts = 'qkv' | 'qk' | 'v';
 
 /**
  * qkv = DWConv3x3(Conv1x1(x)) split into heads. In tile mode the depthwise conv is valid
  * (the result loses one pixel on each side) with the out-of-image pixels zeroed first.
- * With `qkOnly`, only q and k are computed (the first 2C output channels; the weight
- * slices are constant-folded by ORT) and `v` is null.
+ * With `parts` 'qk' or 'v', only those output channels are computed (the weight slices
+ * are constant-folded by ORT) and the others are null.
  */
-export function dmtaQKV(g: Graph, prefix: string, x: Value, o: DMTAOptions, tile?: TileContext, qkOnly = false): QKV {
+export function dmtaQKV(g: Graph, prefix: string, x: Value, o: DMTAOptions, tile?: TileContext, parts: QKVParts = 'qkv'): QKV {
   const { dim, heads } = o;
   const bias = o.bias ?? false;
   if (dim % heads !== 0) throw new Error(`dmta ${prefix}: dim ${dim} is not divisible by ${heads} heads`);
   const ch = dim / heads;
   const pads = tile ? 0 : 1;
   let qkv: Value;
-  if (!qkOnly) {
+  if (parts === 'qkv') {
     qkv = conv2d(g, `${prefix}.qkv`, x, { inChannels: dim, outChannels: 3 * dim, kernelSize: 1, bias });
     qkv = conv2d(g, `${prefix}.qkv_dwconv`, maskOutside(qkv, tile), { inChannels: 3 * dim, outChannels: 3 * dim, kernelSize: 3, groups: 3 * dim, bias, padding: pads });
   } else {
-    const first = (name: string, shape: number[]) => op.slice(g.param(name, shape), [0], [2 * dim], [0]);
-    const b1 = bias ? first(`${prefix}.qkv.bias`, [3 * dim]) : null;
-    const b2 = bias ? first(`${prefix}.qkv_dwconv.bias`, [3 * dim]) : null;
-    qkv = op.conv(x, first(`${prefix}.qkv.weight`, [3 * dim, dim, 1, 1]), b1);
-    qkv = op.conv(maskOutside(qkv, tile), first(`${prefix}.qkv_dwconv.weight`, [3 * dim, 1, 3, 3]), b2, { pads, group: 2 * dim });
+    // Output channels [0, 2C) are q and k, [2C, 3C) are v.
+    const [a, b] = parts === 'qk' ? [0, 2 * dim] : [2 * dim, 3 * dim];
+    const sel = (name: string, shape: number[]) => op.slice(g.param(name, shape), [a], [b], [0]);
+    const b1 = bias ? sel(`${prefix}.qkv.bias`, [3 * dim]) : null;
+    const b2 = bias ? sel(`${prefix}.qkv_dwconv.bias`, [3 * dim]) : null;
+    qkv = op.conv(x, sel(`${prefix}.qkv.weight`, [3 * dim, dim, 1, 1]), b1);
+    qkv = op.conv(maskOutside(qkv, tile), sel(`${prefix}.qkv_dwconv.weight`, [3 * dim, 1, 3, 3]), b2, { pads, group: b - a });
   }
-  const parts = op.chunk(qkv, qkOnly ? 2 : 3, 1).map((t) => op.reshape(t, [x.dim(0), heads, ch, -1]));
-  return { q: parts[0]!, k: parts[1]!, v: qkOnly ? null : parts[2]! };
+  const heads4 = (t: Value) => op.reshape(t, [x.dim(0), heads, ch, -1]);
+  if (parts === 'v') return { q: null, k: null, v: heads4(qkv) };
+  const split = op.chunk(qkv, parts === 'qk' ? 2 : 3, 1).map(heads4);
+  return { q: split[0]!, k: split[1]!, v: parts === 'qk' ? null : split[2]! };
 }
 
 /**
@@ -95,6 +102,6 @@ export function dmtaOutput(g: Graph, prefix: string, A: Value, v: Value, o: DMTA
 export function dmta(g: Graph, prefix: string, x: Value, o: DMTAOptions): Value {
   g.param(`${prefix}.temperature`, [o.heads, 1, 1]); // declared first, in the official key order
   const { q, k, v } = dmtaQKV(g, prefix, x, o);
-  const { S, nq, nk } = attentionSums(q, k);
+  const { S, nq, nk } = attentionSums(q!, k!);
   return dmtaOutput(g, prefix, attentionFromSums(g, prefix, S, nq, nk, o.heads), v!, o, x.dim(2), x.dim(3));
 }

@@ -52,8 +52,8 @@ export function blockStats(g: Graph, prefix: string, x: Value, z: Value, o: Tran
   return g.scope(prefix, () => {
     g.param(`${prefix}.attn.temperature`, [o.heads, 1, 1]);
     const attnMod = iprModulation(g, `${prefix}.attn.kernel`, z, o.dim);
-    const { q, k } = dmtaQKV(g, `${prefix}.attn`, layerNorm(g, `${prefix}.norm1`, x, o.layerNormType, attnMod), o, tile, true);
-    return attentionSums(q, k, op.reshape(own, [1, 1, 1, -1]));
+    const { q, k } = dmtaQKV(g, `${prefix}.attn`, layerNorm(g, `${prefix}.norm1`, x, o.layerNormType, attnMod), o, tile, 'qk');
+    return attentionSums(q!, k!, op.reshape(own, [1, 1, 1, -1]));
   });
 }
 
@@ -64,7 +64,8 @@ export function blockStats(g: Graph, prefix: string, x: Value, z: Value, o: Tran
 export function blockApply(g: Graph, prefix: string, x: Value, z: Value, o: TransformerBlockOptions, tile: TileContext, sums: AttentionSums): Value {
   return g.scope(prefix, () => {
     const attnMod = iprModulation(g, `${prefix}.attn.kernel`, z, o.dim);
-    const { v } = dmtaQKV(g, `${prefix}.attn`, layerNorm(g, `${prefix}.norm1`, x, o.layerNormType, attnMod), o, tile);
+    // Only v: q and k entered the sums in pass A.
+    const { v } = dmtaQKV(g, `${prefix}.attn`, layerNorm(g, `${prefix}.norm1`, x, o.layerNormType, attnMod), o, tile, 'v');
     const A = attentionFromSums(g, `${prefix}.attn`, sums.S, sums.nq, sums.nk, o.heads);
     const y = op.add(cropBorder(x, 1), dmtaOutput(g, `${prefix}.attn`, A, v!, o, x.sdim(2) - 2, x.sdim(3) - 2));
     const ffnMod = iprModulation(g, `${prefix}.ffn.kernel`, z, o.dim);

@@ -45,16 +45,41 @@ export function wholeImageBytes(cfg: DiffIRConfig, height: number, width: number
   return Math.ceil(4 * 4 * sum * height * width);
 }
 
+/** Channels a step keeps alive per tile pixel (inputs, outputs and a block's temporaries). */
+function stepChannels(s: DIRformerStep, maps: Map<string, MapInfo>): number {
+  if (s.kind === 'block') return 2 * dgfnHidden(s.opts.dim, s.opts.ffnExpansionFactor) + 3 * s.opts.dim;
+  return maps.get(s.output)!.c + maps.get('inputs' in s ? s.inputs[0] : s.input)!.c;
+}
+
+/** Step footprint in floats for an output tile of side `side` (plus the largest halo, 2). */
+const footprint = (c: number, side: number) => c * (side + 4) * (side + 4);
+
+/**
+ * Tile side of every step of the DIRformer program (in that step's output pixels) for a
+ * nominal tile of `tile` network-input pixels. The deep levels have 2–8× fewer pixels but
+ * 2–8× more channels, so a tile scaled down with the map is mostly halo and per-run
+ * overhead; each step instead gets the largest side whose footprint stays within the
+ * largest footprint of any step at the nominal tile, so the memory bound is unchanged.
+ * `align`: what tile sides and starts of the step must be multiples of, so that they map to
+ * whole pixels of its inputs (2 for a PixelShuffle, 4 for a ×4 nearest upsampling, else 1).
+ */
+export function stepTiles(cfg: DiffIRConfig, tile: number): { side: number; align: number }[] {
+  const { maps, steps } = mapInfo(cfg);
+  const nominal = steps.map((s) => tile * maps.get(s.output)!.scale);
+  const bound = Math.max(...steps.map((s, i) => footprint(stepChannels(s, maps), nominal[i]!)));
+  return steps.map((s, i) => {
+    const out = maps.get(s.output)!.scale;
+    const align = Math.max(1, ...('inputs' in s ? s.inputs : [s.input]).map((n) => out / maps.get(n)!.scale));
+    const grown = Math.floor((Math.sqrt(bound / stepChannels(s, maps)) - 4) / align) * align;
+    return { side: Math.max(nominal[i]!, grown), align };
+  });
+}
+
 /** Bytes of ORT working memory for one tile of side `tile` (network-input pixels). */
 export function tileBytes(cfg: DiffIRConfig, tile: number): number {
   const { maps, steps } = mapInfo(cfg);
   let worst = 0;
-  for (const s of steps) {
-    const m = maps.get(s.output)!;
-    const side = tile * m.scale + 4;
-    const c = s.kind === 'block' ? 2 * dgfnHidden(s.opts.dim, s.opts.ffnExpansionFactor) + 3 * s.opts.dim : m.c + maps.get('inputs' in s ? s.inputs[0] : s.input)!.c;
-    worst = Math.max(worst, 4 * c * side * side);
-  }
+  for (const s of steps) worst = Math.max(worst, 4 * footprint(stepChannels(s, maps), tile * maps.get(s.output)!.scale));
   // Calibrated on deblur-gopro at 1024² (tiles of 208 and 344): ORT's arena peaks at ~5.4× the
   // largest single step's maps.
   return Math.ceil(5.4 * worst);

@@ -21,6 +21,7 @@ import { blockApply, blockStats } from '../nn/transformer.js';
 import type { DiffIRConfig } from '../models/config.js';
 import { type DIRformerStep, PROGRAM_INPUT, PROGRAM_OUTPUT, dirformerProgram } from '../models/dirformer.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
+import { stepTiles } from './memory.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
 
 /** A feature map of batch 1 in host memory: (C, H, W) row-major. */
@@ -146,6 +147,8 @@ export class TiledDIRformer {
   private readonly steps: DIRformerStep[];
   private readonly scales: Map<string, number>;
   private readonly lastUse = new Map<string, number>();
+  /** Tile side of each step in its output pixels (larger than the nominal tile at the deep levels). */
+  private readonly tiles: { side: number; align: number }[];
   /** Sessions of the step being run; released when the step is done, so memory stays bounded. */
   private sessions = new Map<string, Promise<Session>>();
 
@@ -161,17 +164,27 @@ export class TiledDIRformer {
       const t = o.tile * f;
       if (!Number.isInteger(t) || t < 1) throw new Error(`tile size ${o.tile} does not divide map '${name}' (scale ${f}); use a multiple of ${Math.round(1 / Math.min(...this.scales.values()))}`);
     }
+    this.tiles = stepTiles(cfg, o.tile);
+  }
+
+  /** The tiles of step `i` on a network input of H×W: tile height, width and their starts. */
+  grid(i: number, height: number, width: number): { th: number; tw: number; ys: number[]; xs: number[] } {
+    const f = this.scales.get(this.steps[i]!.output)!;
+    const { side: t, align } = this.tiles[i]!;
+    const [H, W] = [height * f, width * f];
+    // Balanced per axis: the same number of tiles with the least overlap.
+    const th = Math.min(balancedTile(H, t, align), H);
+    const tw = Math.min(balancedTile(W, t, align), W);
+    return { th, tw, ys: tileStarts(H, th), xs: tileStarts(W, tw) };
   }
 
   /** Number of ORT runs for a network input of H×W (for progress). */
   runCount(height: number, width: number): number {
     let n = 0;
-    for (const s of this.steps) {
-      const f = this.scales.get(s.output)!;
-      const t = this.o.tile * f;
-      const tiles = tileStarts(height * f, t).length * tileStarts(width * f, t).length;
-      n += s.kind === 'block' ? 2 * tiles : tiles;
-    }
+    this.steps.forEach((s, i) => {
+      const { ys, xs } = this.grid(i, height, width);
+      n += (s.kind === 'block' ? 2 : 1) * ys.length * xs.length;
+    });
     return n;
   }
 
@@ -202,11 +215,7 @@ export class TiledDIRformer {
       const f = this.scales.get(s.output)!;
       const H = input.h * f;
       const W = input.w * f;
-      const t = this.o.tile * f;
-      const th = Math.min(t, H);
-      const tw = Math.min(t, W);
-      const ys = tileStarts(H, t);
-      const xs = tileStarts(W, t);
+      const { th, tw, ys, xs } = this.grid(i, input.h, input.w);
       const check = () => {
         if (r.signal?.aborted) throw r.signal.reason instanceof Error ? r.signal.reason : new Error('cancelled');
       };

@@ -25,6 +25,8 @@ export interface SessionOptions {
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Let ORT reuse memory across runs (default true). */
   memoryArena?: boolean;
+  /** Let ORT plan one block for a run's intermediates from the first run (default true). */
+  memoryPattern?: boolean;
   /** Write ORT's per-node profile to this file prefix (for benchmarks). */
   profilePrefix?: string;
 }
@@ -90,7 +92,7 @@ export class Session {
       executionMode: 'sequential',
       graphOptimizationLevel: o.optimization ?? 'all',
       enableCpuMemArena: o.memoryArena ?? true,
-      enableMemPattern: true,
+      enableMemPattern: o.memoryPattern ?? true,
       // Fatal only: ORT would otherwise print its own coloured line to stderr beside the error
       // it also throws, which we report as our one `diffir:` line.
       logSeverityLevel: 4,

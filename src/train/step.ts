@@ -20,7 +20,7 @@ export interface StepResult {
   gradNorm: number;
   /** Values logged by the graph (e.g. the separate loss terms). */
   logs: Record<string, number>;
-  /** The tensors asked for with the `outputs` option. */
+  /** The tensors asked for with the `outputs` option, by name. */
   outputs: Record<string, HostTensor>;
 }
 
@@ -39,6 +39,48 @@ export interface TrainStepOptions {
   session?: SessionOptions;
 }
 
+/** The training graph of a step, before compilation. */
+export interface TrainingGraph {
+  /** Flat layout of the trainable parameters (the gradient buffer's layout). */
+  readonly layout: ParamLayout;
+  readonly logNames: readonly string[];
+  readonly outputNames: readonly string[];
+  /** Names of the `fed` parameters, fed like data at each run. */
+  readonly fedNames: readonly string[];
+  /** The ONNX model: trainable weights as inputs, frozen ones embedded. */
+  model(): Uint8Array;
+}
+
+/**
+ * Adds the backward pass to `graph` and the step's outputs: `loss`, `grads` (all gradients
+ * concatenated in the layout's order), `grad_norm` and `log_<name>` for each logged value.
+ * `TrainStep.create` compiles it; the profiling bench analyses it.
+ */
+export function buildTrainingGraph(graph: Graph, loss: Value, o: TrainStepOptions = {}): TrainingGraph {
+  const frozen = o.frozen ?? new Map();
+  const fed = new Set(o.fed ?? []);
+  const names = o.trainable ?? [...graph.params.keys()].filter((n) => !frozen.has(n) && !fed.has(n));
+  for (const n of names) if (!graph.params.has(n)) throw new Error(`trainable parameter '${n}' is not in the graph`);
+  const trainableSet = new Set(names);
+  for (const n of graph.params.keys()) {
+    if (!trainableSet.has(n) && !frozen.has(n) && !fed.has(n)) throw new Error(`parameter '${n}' is neither trainable nor given as frozen (nor fed)`);
+  }
+  const values = names.map((n) => graph.params.get(n)!.value);
+  const layout = new ParamLayout(names.map((n) => [n, graph.params.get(n)!.value.shape as number[]]));
+  const grads = graph.scope('backward', () => grad(loss, values));
+  const flat = graph.scope('backward', () => op.concat(grads.map((g) => op.reshape(g, [-1])), 0));
+  const norm = graph.scope('backward', () => op.sqrt(op.reduceSum(op.mul(flat, flat), [0], false)));
+  graph.output(op.reshape(loss, []), 'loss');
+  graph.output(flat, 'grads');
+  graph.output(norm, 'grad_norm');
+  const logNames = Object.keys(o.logs ?? {});
+  for (const [k, v] of Object.entries(o.logs ?? {})) graph.output(op.reshape(v, []), `log_${k}`);
+  const outputNames = Object.keys(o.outputs ?? {});
+  for (const [k, v] of Object.entries(o.outputs ?? {})) graph.output(v, `out_${k}`);
+  const fedNames = [...graph.params.keys()].filter((n) => fed.has(n));
+  return { layout, logNames, outputNames, fedNames, model: () => toOnnx(graph, { params: 'inputs', weights: frozen, embed: new Set(frozen.keys()) }) };
+}
+
 /** A compiled forward + backward pass. */
 export class TrainStep {
   private constructor(
@@ -46,37 +88,19 @@ export class TrainStep {
     /** Flat layout of the trainable parameters (the gradient buffer's layout). */
     readonly layout: ParamLayout,
     private readonly logNames: readonly string[],
-    /** Names of the data inputs (everything fed besides the weights). */
+    /** Names of the data inputs (everything fed besides the trainable weights). */
     readonly dataInputs: readonly string[],
     private readonly outputNames: readonly string[] = [],
   ) {}
 
   /** Differentiates `loss` in `graph` and compiles the step. */
   static async create(graph: Graph, loss: Value, o: TrainStepOptions = {}): Promise<TrainStep> {
-    const frozen = o.frozen ?? new Map();
-    const fed = new Set(o.fed ?? []);
-    const names = o.trainable ?? [...graph.params.keys()].filter((n) => !frozen.has(n) && !fed.has(n));
-    for (const n of names) if (!graph.params.has(n)) throw new Error(`trainable parameter '${n}' is not in the graph`);
-    const trainableSet = new Set(names);
-    for (const n of graph.params.keys()) {
-      if (!trainableSet.has(n) && !frozen.has(n) && !fed.has(n)) throw new Error(`parameter '${n}' is neither trainable nor given as frozen (nor fed)`);
-    }
-    const values = names.map((n) => graph.params.get(n)!.value);
-    const layout = new ParamLayout(names.map((n) => [n, graph.params.get(n)!.value.shape as number[]]));
-    const grads = graph.scope('backward', () => grad(loss, values));
-    const flat = graph.scope('backward', () => op.concat(grads.map((g) => op.reshape(g, [-1])), 0));
-    const norm = graph.scope('backward', () => op.sqrt(op.reduceSum(op.mul(flat, flat), [0], false)));
-    graph.output(op.reshape(loss, []), 'loss');
-    graph.output(flat, 'grads');
-    graph.output(norm, 'grad_norm');
-    const logNames = Object.keys(o.logs ?? {});
-    for (const [k, v] of Object.entries(o.logs ?? {})) graph.output(op.reshape(v, []), `log_${k}`);
-    const outputNames = Object.keys(o.outputs ?? {});
-    for (const [k, v] of Object.entries(o.outputs ?? {})) graph.output(v, `out_${k}`);
-    const bytes = toOnnx(graph, { params: 'inputs', weights: frozen, embed: new Set(frozen.keys()) });
-    const session = await Session.create(bytes, o.session);
-    const fedNames = [...graph.params.keys()].filter((n) => fed.has(n));
-    return new TrainStep(session, layout, logNames, [...graph.inputs.map((v) => v.name), ...fedNames], outputNames);
+    const t = buildTrainingGraph(graph, loss, o);
+    // No memory pattern: from the second run on ORT would allocate the planned pattern as one
+    // more block while the arena keeps the first run's chunks, holding the activations twice
+    // (deblur S1 128²: 6.1 GiB instead of 3.5; bench/train-profile --no-mem-pattern).
+    const session = await Session.create(t.model(), { memoryPattern: false, ...o.session });
+    return new TrainStep(session, t.layout, t.logNames, [...graph.inputs.map((v) => v.name), ...t.fedNames], t.outputNames);
   }
 
   /**

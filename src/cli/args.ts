@@ -65,3 +65,8 @@ export function intOption(command: string, values: ParsedOptions, name: string):
   if (typeof v !== 'string' || !Number.isInteger(n) || n < 0) throw new UserError(`${command}: --${name} must be a non-negative integer, got '${String(v)}'`, 2);
   return n;
 }
+
+/** `argv` with BasicSR's single-dash `-opt` spelled `--opt` for the argument parser. */
+export function normalizeOpt(argv: readonly string[]): string[] {
+  return argv.map((a) => (a === '-opt' ? '--opt' : a));
+}

@@ -7,9 +7,8 @@
  */
 import { existsSync } from 'node:fs';
 import type { Command } from './command.js';
-import { intOption, parseCommand, required } from './args.js';
+import { intOption, normalizeOpt, parseCommand, required } from './args.js';
 import { UserError } from './errors.js';
-import { normalizeOpt } from './lama-opt.js';
 import { LamaConfigError } from '../train/lama-config.js';
 import { readSafetensors, writeSafetensors } from '../weights/safetensors.js';
 

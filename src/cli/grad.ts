@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { OptionError, readOptions, resolveOptions } from '../train/options.js';
 import { DataError } from '../train/data.js';
 import type { Command } from './command.js';
-import { intOption, parseCommand, type ParsedOptions, required } from './args.js';
+import { intOption, normalizeOpt, parseCommand, type ParsedOptions, required } from './args.js';
 import { UserError } from './errors.js';
 import { computeGradients } from '../train/gradients.js';
 import type { LossKind } from '../train/objective.js';
@@ -41,8 +41,7 @@ export const grad: Command = {
         threads: { type: 'string', arg: 'n', help: 'ONNX Runtime threads (default: all cores)' },
         overwrite: { type: 'boolean', help: 'replace an existing output file' },
       },
-      // BasicSR spells the option file flag `-opt`.
-      argv.map((a) => (a === '-opt' ? '--opt' : a)),
+      normalizeOpt(argv),
     );
     if (!p) return;
     if (typeof p.values.opt === 'string') return optGradients(p.values);

@@ -14,8 +14,3 @@ export function lamaConfigOf(argv: readonly string[]): string | null {
   }
   return null;
 }
-
-/** `argv` with BasicSR's single-dash `-opt` spelled `--opt` for the argument parser. */
-export function normalizeOpt(argv: readonly string[]): string[] {
-  return argv.map((a) => (a === '-opt' ? '--opt' : a));
-}

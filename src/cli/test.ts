@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { appendFile, mkdir, rename } from 'node:fs/promises';
 import { basename, extname, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from './command.js';
-import { intOption, parseCommand } from './args.js';
+import { intOption, normalizeOpt, parseCommand } from './args.js';
 import { UserError } from './errors.js';
 import { InterruptHandler } from './interrupt.js';
 import { firstLine } from '../errors.js';
@@ -119,7 +119,7 @@ export const test: Command = {
         device: { type: 'string', arg: 'cpu|cuda|webgpu', help: 'execution provider', default: 'cpu' },
         quiet: { type: 'boolean', short: 'q', help: 'print only the summary' },
       },
-      argv.map((a) => (a === '-opt' ? '--opt' : a)),
+      normalizeOpt(argv),
     );
     if (!p) return;
     const file = typeof p.values.opt === 'string' ? p.values.opt : p.positionals[0];

@@ -4,9 +4,8 @@
  * Ctrl-C finishes the current iteration, saves a checkpoint and exits with 130.
  */
 import type { Command } from './command.js';
-import { intOption, parseCommand } from './args.js';
+import { intOption, normalizeOpt, parseCommand } from './args.js';
 import { UserError } from './errors.js';
-import { normalizeOpt } from './lama-opt.js';
 import { InterruptHandler } from './interrupt.js';
 import { LamaConfigError } from '../train/lama-config.js';
 

@@ -35,6 +35,7 @@ import { DiffIRS1 } from '../src/models/diffir.js';
 import { initParams } from '../src/nn/init.js';
 import { officialStateDict } from '../src/train/checkpoint.js';
 import { writePth } from '../src/weights/pth.js';
+import { vggSearchPaths } from '../src/train/vgg-weights.js';
 import { readOptions, resolveOptions } from '../src/train/options.js';
 import { Trainer } from '../src/train/trainer.js';
 import { flag, machine, median } from './util.js';
@@ -112,17 +113,8 @@ function smooth(seed: number, h: number, w: number): Float32Array {
   return d;
 }
 
-/** The GAN case's extra files and option lines: a fresh stage-1 teacher, the VGG19 weights. */
-async function ganSetup(tmp: string, c: Case): Promise<string[]> {
-  const { DiffIRS1 } = await import('../src/models/diffir.js');
-  const { initParams } = await import('../src/nn/init.js');
-  const { experimentDirs, makeExperimentDirs, saveNetwork } = await import('../src/train/checkpoint.js');
-  const plan = resolveOptions(readOptions(join(root(), 'options/DiffIR-RealSR/train_DiffIRS1_x4.yml')), { cwd: tmp });
-  const dirs = experimentDirs(join(tmp, 's1'));
-  makeExperimentDirs(dirs);
-  const w = initParams(DiffIRS1(plan.config), 0);
-  const s1 = saveNetwork(dirs, 0, plan.config, 1, w, w);
-  const { vggSearchPaths } = await import('../src/train/vgg-weights.js');
+/** The GAN case's option lines and VGG19 weights; `s1` is the random stage-1 teacher of {@link runCase}. */
+function ganSetup(tmp: string, c: Case, s1: string): string[] {
   const manifest = join(root(), '../shared/fixtures/gan_x4/vgg19.manifest.json');
   if (!vggSearchPaths(tmp).slice(1).some((p) => existsSync(p)) && existsSync(manifest)) {
     mkdirSync(join(tmp, 'experiments/pretrained_models'), { recursive: true });
@@ -163,7 +155,7 @@ async function runCase(c: Case, batch: number): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'diffir-bench-train-'));
   try {
     const size = c.gt + 32;
-    for (const d of ['gt', 'lq']) await import('node:fs').then((fs) => fs.mkdirSync(join(tmp, d)));
+    for (const d of ['gt', 'lq']) mkdirSync(join(tmp, d));
     for (let i = 0; i < Math.max(4, batch); i++) {
       const gt = smooth(i, size, size);
       await saveImage(join(tmp, 'gt', `${i}.png`), { rgb: f32([1, 3, size, size], gt) });
@@ -171,18 +163,19 @@ async function runCase(c: Case, batch: number): Promise<void> {
       await saveImage(join(tmp, 'lq', `${i}.png`), { rgb: f32([1, 3, s, s], smooth(i + 0.5, s, s)) });
     }
     let s1 = '';
-    if (c.stage === 2) {
-      // A random stage-1 checkpoint: DIRformer initialisation and the frozen teacher CPEN.
+    if (c.stage === 2 || c.stage === 'gan') {
+      // A random stage-1 checkpoint (official realsr-x4 widths): DIRformer initialisation and the frozen teacher CPEN.
       const cfg = preset('realsr-x4');
       s1 = join(tmp, 's1.pth');
-      writePth(s1, new Map([['params', officialStateDict(initParams(DiffIRS1(cfg), 1), cfg, 1)]]));
+      const sd = officialStateDict(initParams(DiffIRS1(cfg), 1), cfg, 1);
+      writePth(s1, new Map([['params', sd], ['params_ema', sd]]));
     }
     const net = (type: string, extra = '') => `{type: ${type}, ${c.network}${extra}${c.scale > 1 ? `, scale: ${c.scale}` : ''}}`;
     const head = [`name: bench_${c.key}`, `scale: ${c.scale}`, 'manual_seed: 0', 'datasets:',
       `  train: {name: synth, type: ${c.type}, dataroot_gt: ${tmp}/gt, dataroot_lq: ${tmp}/lq, io_backend: {type: disk}, gt_size: ${c.gt}, use_hflip: true, use_rot: false, geometric_augs: true, batch_size_per_gpu: ${batch}}`];
     const tail = ['logger: {print_freq: 1, save_checkpoint_freq: 1000000}', ''];
     const opt = (c.stage === 'gan'
-      ? [...head, 'model_type: DiffIRGANS2Model', `network_g: ${net('DiffIRS2', `, ${S2_EXTRA}`)}`, ...(await ganSetup(tmp, c)), ...tail]
+      ? [...head, 'model_type: DiffIRGANS2Model', `network_g: ${net('DiffIRS2', `, ${S2_EXTRA}`)}`, ...ganSetup(tmp, c, s1), ...tail]
       : [
       ...head,
       `model_type: DiffIRS${c.stage}Model`,

@@ -12,12 +12,14 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { escapeUnsafe, sanitize } from '../src/errors.js';
 import { globMatch } from '../src/cli/inputs.js';
 import { preflight, type PlannedFile } from '../src/cli/restore.js';
 import { probeImage, decodePixels } from '../src/image/decode.js';
 import { checkOutputSize } from '../src/image/io.js';
+import { declaredSize, incompleteData } from '../src/image/structure.js';
+import { decodeImage as webDecodeImage } from '../src/image/codec-web.js';
 import { memoryAllowance } from '../src/weights/budget.js';
 import { loadPth } from '../src/weights/pth.js';
 import { readSafetensors, requireF32 } from '../src/weights/safetensors.js';
@@ -215,6 +217,39 @@ async function jpegWithRows(rows: number): Promise<Uint8Array> {
   throw new Error('no SOF marker');
 }
 
+/** `jpg` with its SOF's size set to `w` × `h`. */
+function claimJpegSize(jpg: Uint8Array, w: number, h: number): Uint8Array {
+  const out = jpg.slice();
+  for (let i = 2; i + 9 < out.length; i++) {
+    if (out[i] === 0xff && (out[i + 1] === 0xc0 || out[i + 1] === 0xc2)) {
+      new DataView(out.buffer).setUint16(i + 5, h);
+      new DataView(out.buffer).setUint16(i + 7, w);
+      return out;
+    }
+  }
+  throw new Error('no SOF marker');
+}
+
+/** `jpg` with APP15 segments of `bytes` bytes in all inserted after SOI (the SOF moves that far). */
+function withAppSegment(jpg: Uint8Array, bytes: number): Uint8Array {
+  const parts: Uint8Array[] = [jpg.subarray(0, 2)];
+  for (let left = bytes; left > 0; left -= 65535) {
+    const seg = new Uint8Array(2 + Math.min(65535, left)).fill(0xaa);
+    seg[0] = 0xff;
+    seg[1] = 0xef;
+    new DataView(seg.buffer).setUint16(2, seg.length - 2);
+    parts.push(seg);
+  }
+  parts.push(jpg.subarray(2));
+  return cat(...parts);
+}
+
+/** A flat-colour image of `w` × `h` (1 channel: gray). */
+function flat(w: number, h: number, channels: 1 | 3): Sharp {
+  const s = sharp({ create: { width: w, height: h, channels: 3, background: '#7f7f7f' } });
+  return channels === 1 ? s.toColourspace('b-w') : s;
+}
+
 /** A real 8×8 PNG whose IHDR (CRC fixed) claims `w`×`h`: the header says big, the data is tiny. */
 async function pngClaiming(w: number, h: number): Promise<Uint8Array> {
   const png = new Uint8Array(await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } }).png().toBuffer());
@@ -226,12 +261,91 @@ async function pngClaiming(w: number, h: number): Promise<Uint8Array> {
 }
 
 describe('images', () => {
-  test('a JPEG whose header promises 65500 rows but whose data ends early is refused', async () => {
-    const jpg = await jpegWithRows(65500);
-    assert.equal((await probeImage(jpg)).height, 65500); // the header alone looks fine
+  test('a JPEG whose header promises more rows than its data holds is refused', async () => {
+    // 128 rows are plausible for the file's size, so the decoder runs and libjpeg's warning refuses it.
+    const jpg = await jpegWithRows(128);
+    assert.equal((await probeImage(jpg)).height, 128); // the header alone looks fine
     await refuses(() => decodePixels(jpg, { name: 'tall.jpg' }), /^tall\.jpg: truncated or damaged image data \(.*premature end/i);
-    // A lenient caller can still read what is there.
-    assert.equal((await decodePixels(jpg, { failOn: 'none' })).height, 65500);
+    // A lenient caller can still read what is there, even rows no file of this size can hold.
+    assert.equal((await decodePixels(jpg, { failOn: 'none' })).height, 128);
+    assert.equal((await decodePixels(await jpegWithRows(65500), { failOn: 'none' })).height, 65500);
+  });
+
+  test('a small JPEG or PNG claiming a large size is refused from its header, before decoding', async () => {
+    // 65500 rows × 64 columns of 4:2:0 baseline JPEG: 65504 + 2 × 16376 blocks of ≥ 2 bits each.
+    const tall = await jpegWithRows(65500);
+    await refuses(() => probeImage(tall, { name: 'tall.jpg' }), new RegExp(`^tall\\.jpg: truncated or crafted image: its header declares 64x65500 pixels, which a baseline Huffman JPEG cannot hold in fewer than ${(98256 * 2) / 8} bytes, but the file has ${tall.length}$`));
+    // The fuzzer's worst case: a few hundred bytes of progressive JPEG claiming 10000 × 10000.
+    const small = new Uint8Array(await sharp({ create: { width: 16, height: 16, channels: 3, background: '#3a7' } }).jpeg({ progressive: true }).toBuffer());
+    const big = claimJpegSize(small, 10000, 10000);
+    const blocks = 1250 * 1250 + 2 * 625 * 625; // Y, then Cb and Cr at 4:2:0; ≥ 1 bit each
+    await refuses(() => decodePixels(big, { name: 'big.jpg' }), new RegExp(`^big\\.jpg: truncated or crafted image: its header declares 10000x10000 pixels, which a progressive Huffman JPEG cannot hold in fewer than ${Math.ceil(blocks / 8)} bytes, but the file has ${big.length}$`));
+    // From a file too (the header is read with positional reads, past a 200 KB APP segment).
+    const padded = withAppSegment(big, 200_000);
+    writeFileSync(join(TMP, 'padded.jpg'), padded);
+    await refuses(() => probeImage(join(TMP, 'padded.jpg')), /padded\.jpg: truncated or crafted image: its header declares 10000x10000 pixels/);
+    // PNG: 9000 × 9000 RGB is 243 MB of samples; DEFLATE needs ≥ 1/1032 of that.
+    const png = await pngClaiming(9000, 9000);
+    await refuses(() => probeImage(png, { name: 'big.png' }), new RegExp(`^big\\.png: truncated or crafted image: .* fewer than ${Math.ceil(243e6 / 1032)} bytes`));
+  });
+
+  test('no valid image is refused by the size bound: flat-colour JPEGs and PNGs from sharp reach it', async () => {
+    // A flat image with optimised Huffman tables codes each block in the minimum the bound assumes
+    // (1-bit DC and EOB codes), so these files sit just above it: the bound cannot be tighter.
+    const S = 1024;
+    const blocks = (S / 8) ** 2;
+    const cases: [string, 1 | 3, object, number][] = [
+      ['gray baseline', 1, {}, blocks * 2],
+      ['4:2:0 baseline', 3, {}, blocks * 1.5 * 2],
+      ['4:4:4 baseline', 3, { chromaSubsampling: '4:4:4' }, blocks * 3 * 2],
+      ['gray progressive (mozjpeg)', 1, { mozjpeg: true }, blocks],
+      ['4:2:0 progressive (mozjpeg)', 3, { mozjpeg: true }, blocks * 1.5],
+      ['4:4:4 progressive', 3, { progressive: true, chromaSubsampling: '4:4:4' }, blocks * 3],
+    ];
+    for (const [label, channels, opts, bits] of cases) {
+      const jpg = new Uint8Array(await flat(S, S, channels).jpeg({ quality: 90, ...opts }).toBuffer());
+      const d = declaredSize(jpg);
+      assert.ok(d && d !== 'more', label);
+      assert.equal(d.minBytes, bits / 8, label);
+      assert.ok(jpg.length >= d.minBytes, `${label}: ${jpg.length} bytes < bound ${d.minBytes}`);
+      if (!label.startsWith('4:4:4 progressive')) assert.ok(jpg.length - d.minBytes < 1500, `${label}: ${jpg.length} bytes, bound ${d.minBytes}: the coded data should sit at the bound`);
+      assert.equal((await probeImage(jpg, { name: label })).width, S);
+    }
+    // Large: 4096 × 4096 (16.8 megapixels) of one colour, 98 KB.
+    const large = new Uint8Array(await flat(4096, 4096, 3).jpeg({ quality: 95 }).toBuffer());
+    assert.equal((await decodePixels(large, { name: 'large.jpg' })).height, 4096);
+    for (const [label, opts, channels] of [['RGB', {}, 3], ['palette', { palette: true, colours: 2 }, 3], ['gray', {}, 1]] as const) {
+      const png = new Uint8Array(await flat(2048, 2048, channels).png({ compressionLevel: 9, ...opts }).toBuffer());
+      const d = declaredSize(png);
+      assert.ok(d && d !== 'more' && png.length >= d.minBytes && png.length < 2 * d.minBytes, `${label} PNG: ${png.length} bytes, bound ${JSON.stringify(d)}`);
+      assert.equal((await probeImage(png)).width, 2048);
+    }
+  });
+
+  test('the browser decoder refuses truncated JPEG, PNG and WebP, and sizes a file cannot hold, before decoding', async () => {
+    const src = sharp({ create: { width: 40, height: 30, channels: 3, background: '#c84' } });
+    const files = {
+      'cut.jpg': new Uint8Array(await src.clone().jpeg().toBuffer()),
+      'cut-progressive.jpg': new Uint8Array(await src.clone().jpeg({ progressive: true }).withMetadata({ orientation: 6 }).toBuffer()),
+      'cut.png': new Uint8Array(await src.clone().png().toBuffer()),
+      'cut.webp': new Uint8Array(await src.clone().webp().toBuffer()),
+    };
+    for (const [name, bytes] of Object.entries(files)) {
+      assert.equal(incompleteData(bytes), null, `${name} complete`);
+      assert.equal(incompleteData(cat(bytes, new Uint8Array(50))), null, `${name} with bytes after its end`);
+      // Every cut is seen, whether it falls in a header, the coded data or the end marker.
+      for (let n = 12; n < bytes.length; n++) assert.notEqual(incompleteData(bytes.subarray(0, n)), null, `${name} cut to ${n} of ${bytes.length} bytes`);
+      const kind = name.split('.')[1] === 'jpg' ? 'JPEG data stops before its end marker' : name.endsWith('png') ? 'PNG data stops before its IEND chunk' : 'WebP file has';
+      // Through the page's decoder (the browser's createImageBitmap would show a partial image).
+      await refuses(() => webDecodeImage(bytes.subarray(0, bytes.length - 7)), new RegExp(`^truncated image data \\(the ${kind}.*\\); the file is incomplete$`));
+    }
+    // Markers inside the coded data: a stuffed 0xFF 0x00 and restart markers do not end it early.
+    const noisy = new Uint8Array(await sharp(Buffer.from(Array.from({ length: 64 * 64 * 3 }, (_, i) => (i * 7919) & 255)), { raw: { width: 64, height: 64, channels: 3 } }).jpeg({ quality: 100 }).toBuffer());
+    assert.ok(noisy.some((v, i) => v === 0xff && noisy[i + 1] === 0), 'the coded data has stuffed bytes');
+    assert.equal(incompleteData(noisy), null);
+    assert.notEqual(incompleteData(noisy.subarray(0, noisy.length - 2)), null);
+    const huge = claimJpegSize(files['cut.jpg'], 10000, 10000);
+    await refuses(() => webDecodeImage(huge), /^truncated or crafted image: its header declares 10000x10000 pixels/);
   });
 
   test('the pixel limit is checked from the header, before any decoding', async () => {

@@ -2,8 +2,8 @@
  * The web page in a real browser: Debian's Chromium (never a downloaded one) driven by
  * playwright-core, loading the page from `diffir web`. It restores the bundled sample
  * through the page's file input and compares the downloaded PNG with the Node pipeline's
- * result (within 1/255 per sample), checks Cancel and a not-an-image error, that a wrong
- * checkpoint is reported while the model in use is kept, and saves a screenshot.
+ * result (within 1/255 per sample), checks Cancel, a not-an-image and a truncated-JPEG error,
+ * that a wrong checkpoint is reported while the model in use is kept, and saves a screenshot.
  *
  * Without /usr/bin/chromium the test is skipped, unless DIFFIR_REQUIRE_BROWSER=1 (CI's
  * `.ci/run` installs Chromium and sets it), where a missing browser is a failure.
@@ -76,6 +76,12 @@ test('a file that is not an image fails in one sentence; a wrong checkpoint is r
   await card.waitFor({ timeout: 60_000 });
   const text = (await card.locator('.state').textContent())!;
   assert.equal(text, 'notes.txt: not an image this browser can read (PNG, JPEG, WebP, GIF, AVIF or BMP)');
+  // A truncated JPEG: the browser's decoder would show a partly grey image; the page refuses it.
+  const jpg = readFileSync(sample);
+  await page.setInputFiles('input[type=file]', { name: 'cut.jpg', mimeType: 'image/jpeg', buffer: jpg.subarray(0, jpg.length >> 1) });
+  const cut = page.locator('.card[data-state=failed]', { hasText: 'cut.jpg' });
+  await cut.waitFor({ timeout: 60_000 });
+  assert.equal(await cut.locator('.state').textContent(), 'cut.jpg: truncated image data (the JPEG data stops before its end marker); the file is incomplete');
   await page.setInputFiles('input[type=file]', { name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('not a checkpoint at all') });
   await page.waitForSelector('#error:not([hidden])', { timeout: 60_000 });
   const err = (await page.textContent('#error'))!;

@@ -2,9 +2,12 @@
  * Image decoding for the restore pipeline in browsers (see `codec-node.ts`): the
  * browser's own decoders through `createImageBitmap`, with no colour conversion (the ICC
  * profile is not applied, as in Node) and EXIF orientation applied; 8 bits per sample.
+ * Truncated JPEG / PNG / WebP files and sizes a file cannot hold are refused before decoding
+ * (`structure.ts`), as libjpeg's warnings and the header check refuse them in Node.
  */
 import { f32, type HostTensor } from '../tensor.js';
 import type { LoadedImage } from './io.js';
+import { implausibleSize, incompleteData } from './structure.js';
 
 const SIGNATURES: readonly [string, string, readonly (number | null)[]][] = [
   ['png', 'image/png', [0x89, 0x50, 0x4e, 0x47]],
@@ -28,6 +31,12 @@ export async function decodeImage(source: string | Uint8Array): Promise<LoadedIm
   if (typeof source === 'string') throw new Error(`${source}: reading files by path is not possible in a browser; pass the file's bytes`);
   const kind = sniffImageFormat(source);
   if (!kind) throw new Error('not an image this browser can read (PNG, JPEG, WebP, GIF, AVIF or BMP)');
+  // The browser's decoders show what data there is (the rest grey or transparent) and allocate
+  // the declared size first: refuse incomplete files and sizes the bytes cannot hold beforehand.
+  const incomplete = incompleteData(source);
+  if (incomplete !== null) throw new Error(`truncated image data (${incomplete}); the file is incomplete`);
+  const implausible = await implausibleSize((n) => source.subarray(0, n), source.length);
+  if (implausible !== null) throw new Error(implausible);
   let bmp: ImageBitmap;
   try {
     bmp = await createImageBitmap(new Blob([source as Uint8Array<ArrayBuffer>], { type: kind.mime }), {

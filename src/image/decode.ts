@@ -3,10 +3,11 @@
  * upright, interleaved RGB(A) samples at 8 or 16 bits, with one-line errors that name
  * the file. `loadImage` and `loadMask` are built on it.
  */
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import sharp from 'sharp';
 import type { Metadata, OutputInfo } from 'sharp';
 import { stripExifHeader } from './metadata.js';
+import { implausibleSize } from './structure.js';
 import { errCode, firstLine, sanitize } from '../errors.js';
 
 /** How strict the decoder is about damaged pixel data (sharp's `failOn`, least to most sensitive). */
@@ -133,10 +134,12 @@ async function readHeader(source: string | Uint8Array, opts: DecodeOptions): Pro
   const name = sanitize(sourceName(source, opts.name), 1024);
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   let input: string | Buffer;
+  let fileBytes: number;
   if (typeof source === 'string') {
-    await checkImageFile(source);
+    fileBytes = await checkImageFile(source);
     input = source;
   } else {
+    fileBytes = source.length;
     if (source.length === 0) throw new Error(`${name}: empty buffer, not an image`);
     input = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
   }
@@ -153,6 +156,12 @@ async function readHeader(source: string | Uint8Array, opts: DecodeOptions): Pro
       `${name}: image too large (${meta.width}x${meta.height} = ${pixels} pixels; the limit is ${maxPixels}, raise the pixel limit to load it)`,
     );
   }
+  // A file too short for the pixels it declares is truncated or crafted: refuse it before the
+  // decoder allocates them (a lenient caller, failOn 'none', reads what is there).
+  if ((opts.failOn ?? 'error') !== 'none') {
+    const why = await implausibleSize((n) => readPrefix(source, n), fileBytes);
+    if (why !== null) throw new Error(`${name}: ${why}`);
+  }
   const turned = (meta.orientation ?? 1) >= 5;
   const header: ImageHeader = {
     format: String(meta.format),
@@ -162,6 +171,19 @@ async function readHeader(source: string | Uint8Array, opts: DecodeOptions): Pro
     hasAlpha: meta.hasAlpha,
   };
   return { header, meta, input, name };
+}
+
+/** The first `n` bytes of a file or buffer (fewer at its end). */
+async function readPrefix(source: string | Uint8Array, n: number): Promise<Uint8Array> {
+  if (typeof source !== 'string') return source.subarray(0, n);
+  const fh = await open(source, 'r');
+  try {
+    const buf = new Uint8Array(n);
+    const { bytesRead } = await fh.read(buf, 0, n, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
 }
 
 /**

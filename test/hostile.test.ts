@@ -373,8 +373,9 @@ describe('restore pre-flight', () => {
     const small = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } }).png().toBuffer();
     writeFileSync(join(dir, 'a.png'), small);
     writeFileSync(join(dir, 'b.png'), small);
-    writeFileSync(join(dir, 'tall.jpg'), await jpegWithRows(20000));
-    writeFileSync(join(dir, 'big.png'), await pngClaiming(2000, 2000));
+    // Real files (a header claiming more than the file holds is refused earlier, see 'images').
+    writeFileSync(join(dir, 'tall.jpg'), await flat(8, 16400, 3).jpeg().toBuffer());
+    writeFileSync(join(dir, 'big.png'), await flat(1001, 1000, 3).png().toBuffer());
     execFileSync('mkfifo', [join(dir, 'fifo.png')]);
     symlinkSync(join(dir, 'nowhere.png'), join(dir, 'out', 'b_x.png'));
     mkdirSync(join(dir, 'out', 'folder_x.png'));
@@ -384,8 +385,8 @@ describe('restore pre-flight', () => {
     assert.deepEqual(v[0], { run: true, pixels: 64 });
     assert.match(String(!v[1]!.run && v[1]!.problem), /^not a regular file \(a FIFO/);
     assert.match(String(!v[2]!.run && v[2]!.skip), /b_x\.png exists \(a symbolic link to a missing file\)$/);
-    assert.match(String(!v[3]!.run && v[3]!.problem), /a 256×80000 result cannot be saved as JPEG/);
-    assert.match(String(!v[4]!.run && v[4]!.problem), /2000×2000 needs about 9 GB even in tiles/);
+    assert.match(String(!v[3]!.run && v[3]!.problem), /a 32×65600 result cannot be saved as JPEG/);
+    assert.match(String(!v[4]!.run && v[4]!.problem), /1001×1000 needs about 9 GB even in tiles/);
     assert.match(String(!v[5]!.run && v[5]!.problem), /folder_x\.png is a folder/);
     // With --overwrite a dangling link is replaced, not skipped.
     assert.deepEqual((await preflight([files[2]!], planner, 4, { overwrite: true }))[0], { run: true, pixels: 64 });

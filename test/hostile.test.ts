@@ -22,7 +22,8 @@ import { declaredSize, incompleteData } from '../src/image/structure.js';
 import { decodeImage as webDecodeImage } from '../src/image/codec-web.js';
 import { memoryAllowance } from '../src/weights/budget.js';
 import { loadPth } from '../src/weights/pth.js';
-import { readSafetensors, requireF32 } from '../src/weights/safetensors.js';
+import { readSafetensors, readSafetensorsWithMetadata, requireF32 } from '../src/weights/safetensors.js';
+import { loadStateDict } from '../src/weights/statedict.js';
 import { crc32 } from '../src/fs/crc32.js';
 import { OP, cat, deflateZip, dictPickle, enc, f32bytes, legacyCheckpoint, safetensorsFile, tensorOps, type Part } from './helpers/pickles.js';
 
@@ -96,6 +97,36 @@ describe('safetensors', () => {
     // Empty tensors anywhere, even inside another tensor's bytes, are fine.
     const fine = { a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, z: { dtype: 'F32', shape: [0, 3], data_offsets: [8, 8] } };
     assert.deepEqual(readSafetensors(safetensorsFile(fine, f32bytes([1, 2, 3, 4]))).get('z')!.shape, [0, 3]);
+  });
+
+  test('JSON nesting is limited to 128 levels, checked before parsing (25 M levels took 100 s and 2.5 GB)', async () => {
+    // Unknown fields may nest (the reference reader ignores them) up to serde_json's limit.
+    const nested = (levels: number) => `{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":${'['.repeat(levels - 2)}${']'.repeat(levels - 2)}}}`;
+    assert.deepEqual([...readSafetensors(safetensorsFile(nested(128), f32bytes([7]))).get('t')!.data], [7]);
+    await refuses(() => readSafetensors(safetensorsFile(nested(129), f32bytes([7])), 'deep.safetensors'), /^deep\.safetensors: safetensors header nests deeper than 128 levels/);
+    // Brackets inside strings (escaped quotes included) are text, not nesting.
+    const text = { __metadata__: { note: `"\\"${'['.repeat(500)}` }, t: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } };
+    assert.equal(readSafetensorsWithMetadata(safetensorsFile(text, f32bytes([7]))).metadata.get('note')!.length, 503);
+    // 10 MB of '[': refused by the scan, not by JSON.parse's error after building the arrays.
+    await refuses(() => readSafetensors(safetensorsFile(`{"__metadata__":${'['.repeat(10_000_000)}`, new Uint8Array(0)), 'bomb.safetensors'), /^bomb\.safetensors: safetensors header nests deeper/);
+  });
+
+  test('the header and every tensor are charged to the same read budget as a .pth, before allocation', async () => {
+    const n = 1 << 20;
+    const data = new Uint8Array(n).fill(1);
+    const file = safetensorsFile({ b: { dtype: 'I8', shape: [n], data_offsets: [0, n] } }, data);
+    assert.equal(readSafetensors(file).get('b')!.data.length, n); // default: 64 × size + 256 MiB
+    // I8 becomes int32: 4 MiB of output, charged before it is allocated.
+    await refuses(() => readSafetensors(file, 'i8.safetensors', { maxBytes: 4 * n }), new RegExp(`^i8\\.safetensors: tensor 'b' would need ${4 * n} bytes, more than a ${file.length}-byte file may use`));
+    assert.equal(readSafetensors(file, 'i8.safetensors', { maxBytes: 4 * n + 4096 }).get('b')!.data.length, n);
+    // A header of a million empty arrays: 128 bytes each to parse, refused under the budget of the
+    // file's size + 64 MiB, before JSON.parse builds them.
+    const arrays = `{"__metadata__":{},"x":[${Array(1_000_000).fill('[]').join(',')}]}`;
+    const bomb = safetensorsFile(arrays, new Uint8Array(0));
+    await refuses(() => readSafetensors(bomb, 'arrays.safetensors', { maxBytes: bomb.length + 2 ** 26 }), /^arrays\.safetensors: parsing the JSON header would need 1\d{8} bytes/);
+    // loadStateDict passes its maxBytes on, as it does for .pth files.
+    writeFileSync(join(TMP, 'i8.safetensors'), file);
+    await refuses(() => loadStateDict(join(TMP, 'i8.safetensors'), { maxBytes: 4 * n }), /i8\.safetensors: tensor 'b' would need/);
   });
 });
 

@@ -7,10 +7,19 @@ import { readFile, writeFileAtomic } from '#host';
 import type { DType, HostTensor, TensorMap } from '../tensor.js';
 import { halfToFloat } from '../tensor.js';
 import { concatChunks } from './zip.js';
+import { ReadBudget } from './budget.js';
 import { sanitize } from '../errors.js';
 
 /** Largest JSON header accepted (same limit as the reference implementation). */
 const MAX_HEADER = 100_000_000;
+/** Deepest JSON nesting accepted (serde_json's recursion limit, which the reference reader has). */
+const MAX_DEPTH = 128;
+
+/** Options of the safetensors readers. */
+export interface SafetensorsReadOptions {
+  /** Memory the reader may allocate for this file (default 64 × its size + 256 MiB, as for `.pth`; see README). */
+  readonly maxBytes?: number;
+}
 
 interface FileDtype {
   readonly size: number;
@@ -47,51 +56,81 @@ export interface SafetensorsContents {
   readonly metadata: ReadonlyMap<string, string>;
 }
 
+/** The host typed array of a tensor's little-endian bytes: one allocation of the output, no intermediate copy. */
 function decode(bytes: Uint8Array, tag: string, count: number): HostTensor['data'] {
-  const size = FILE_DTYPES[tag]!.size;
-  const copy = new Uint8Array(bytes.length); // aligned, owned (Buffer.slice would not copy)
-  copy.set(bytes);
-  if (size > 1 && !HOST_LE) for (let i = 0; i < copy.length; i += size) copy.subarray(i, i + size).reverse();
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (tag) {
     case 'F32':
-      return new Float32Array(copy.buffer);
+    case 'I32':
+    case 'I64': {
+      const copy = new Uint8Array(bytes); // aligned and owned (Buffer's slice would share the file's memory)
+      if (!HOST_LE) for (let i = 0; i < copy.length; i += FILE_DTYPES[tag]!.size) copy.subarray(i, i + FILE_DTYPES[tag]!.size).reverse();
+      return tag === 'F32' ? new Float32Array(copy.buffer) : tag === 'I32' ? new Int32Array(copy.buffer) : new BigInt64Array(copy.buffer);
+    }
     case 'F64': {
       const f = new Float32Array(count);
-      f.set(new Float64Array(copy.buffer));
+      for (let i = 0; i < count; i++) f[i] = dv.getFloat64(8 * i, true);
       return f;
     }
     case 'F16': {
-      const u = new Uint16Array(copy.buffer);
       const f = new Float32Array(count);
-      for (let i = 0; i < count; i++) f[i] = halfToFloat(u[i]!);
+      for (let i = 0; i < count; i++) f[i] = halfToFloat(dv.getUint16(2 * i, true));
       return f;
     }
     case 'BF16': {
-      const u = new Uint16Array(copy.buffer);
       const w = new Uint32Array(count);
-      for (let i = 0; i < count; i++) w[i] = u[i]! << 16;
+      for (let i = 0; i < count; i++) w[i] = dv.getUint16(2 * i, true) << 16;
       return new Float32Array(w.buffer);
     }
-    case 'I64':
-      return new BigInt64Array(copy.buffer);
-    case 'I32':
-      return new Int32Array(copy.buffer);
     case 'I16': {
       const r = new Int32Array(count);
-      r.set(new Int16Array(copy.buffer));
+      for (let i = 0; i < count; i++) r[i] = dv.getInt16(2 * i, true);
       return r;
     }
-    case 'I8': {
-      const r = new Int32Array(count);
-      r.set(new Int8Array(copy.buffer));
+    case 'I8':
+      return new Int32Array(new Int8Array(bytes.buffer, bytes.byteOffset, count));
+    case 'BOOL': {
+      const r = new Uint8Array(count);
+      for (let i = 0; i < count; i++) r[i] = bytes[i] ? 1 : 0;
       return r;
     }
-    case 'BOOL':
-      for (let i = 0; i < count; i++) copy[i] = copy[i] ? 1 : 0;
-      return copy;
     default:
-      return copy;
+      return new Uint8Array(bytes);
   }
+}
+
+/** Bytes the host array of `count` elements of file dtype `tag` takes. */
+function hostBytes(tag: string, count: number): number {
+  const host = FILE_DTYPES[tag]!.host;
+  return count * (host === 'float32' || host === 'int32' ? 4 : host === 'int64' ? 8 : 1);
+}
+
+/**
+ * Checks the JSON header's nesting (at most {@link MAX_DEPTH}: deeper headers made `JSON.parse`
+ * take minutes and gigabytes) and estimates what parsing it allocates, from one pass over the
+ * bytes: 2 bytes a character for the decoded text, 128 bytes a container, 48 a value (measured
+ * upper bounds of V8's objects, arrays and numbers). UTF-8 continuation bytes are never ASCII,
+ * so the scan can work on bytes.
+ */
+function headerCost(h: Uint8Array, name: string): number {
+  let depth = 0;
+  let containers = 0;
+  let values = 0;
+  for (let i = 0; i < h.length; i++) {
+    const c = h[i]!;
+    if (c === 0x22) {
+      // a string: skip to its closing quote, over escaped characters
+      for (i++; i < h.length && h[i] !== 0x22; i++) if (h[i] === 0x5c) i++;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_DEPTH) throw new Error(`${name}: safetensors header nests deeper than ${MAX_DEPTH} levels; not a safetensors file (or a crafted one)`);
+      containers++;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    } else if (c === 0x2c || c === 0x3a) {
+      values++;
+    }
+  }
+  return 2 * h.length + 128 * containers + 48 * (values + 1);
 }
 
 function isCount(v: unknown): v is number {
@@ -100,17 +139,21 @@ function isCount(v: unknown): v is number {
 
 /**
  * Parses a safetensors file held in memory. F16 / BF16 / F64 become float32, I16 / I8 int32.
- * Throws a one-line Error naming `name` for a bad header length, malformed JSON, unknown dtypes,
- * offsets outside the data or overlapping tensors, or sizes that do not match shapes.
+ * Throws a one-line Error naming `name` for a bad header length, malformed or too deeply nested
+ * JSON, unknown dtypes, offsets outside the data or overlapping tensors, sizes that do not match
+ * shapes, or more memory than the file's {@link ReadBudget} allows (charged before the header is
+ * parsed and before each tensor is allocated; every tensor is checked against the file first).
  */
-export function parseSafetensors(bytes: Uint8Array, name = '<bytes>'): SafetensorsContents {
-  name = sanitize(name);
+export function parseSafetensors(bytes: Uint8Array, name = '<bytes>', options: SafetensorsReadOptions = {}): SafetensorsContents {
+  const budget = new ReadBudget(name, bytes.length, options.maxBytes);
+  name = budget.name;
   if (bytes.length < 8) throw new Error(`${name}: truncated safetensors file (${bytes.length} bytes, no header length)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = view.getBigUint64(0, true);
   if (n > BigInt(MAX_HEADER)) throw new Error(`${name}: safetensors header length ${n} is absurd (limit ${MAX_HEADER}); not a safetensors file?`);
   if (n > BigInt(bytes.length - 8)) throw new Error(`${name}: safetensors header length ${n} exceeds the file (${bytes.length} bytes); truncated or not a safetensors file`);
   const headerLen = Number(n);
+  budget.charge(headerCost(bytes.subarray(8, 8 + headerLen), name), 'parsing the JSON header');
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen)));
@@ -164,6 +207,7 @@ export function parseSafetensors(bytes: Uint8Array, name = '<bytes>'): Safetenso
   const tensors: TensorMap = new Map();
   for (const s of spans) {
     const count = (s.end - s.begin) / FILE_DTYPES[s.tag]!.size;
+    budget.charge(hostBytes(s.tag, count), `tensor '${sanitize(s.key)}'`);
     const data = decode(bytes.subarray(dataStart + s.begin, dataStart + s.end), s.tag, count);
     tensors.set(s.key, { dtype: FILE_DTYPES[s.tag]!.host, shape: s.shape, data } as HostTensor);
   }
@@ -171,21 +215,21 @@ export function parseSafetensors(bytes: Uint8Array, name = '<bytes>'): Safetenso
 }
 
 /** Reads a safetensors file (path or bytes) into a TensorMap (see {@link parseSafetensors}). */
-export function readSafetensors(source: string | Uint8Array, name?: string): TensorMap {
-  return readSafetensorsWithMetadata(source, name).tensors;
+export function readSafetensors(source: string | Uint8Array, name?: string, options?: SafetensorsReadOptions): TensorMap {
+  return readSafetensorsWithMetadata(source, name, options).tensors;
 }
 
 /** Reads a safetensors file (path or bytes) with its `__metadata__`. */
-export function readSafetensorsWithMetadata(source: string | Uint8Array, name?: string): SafetensorsContents {
+export function readSafetensorsWithMetadata(source: string | Uint8Array, name?: string, options?: SafetensorsReadOptions): SafetensorsContents {
   const shown = name ?? (typeof source === 'string' ? source : '<bytes>');
-  if (typeof source !== 'string') return parseSafetensors(source, shown);
+  if (typeof source !== 'string') return parseSafetensors(source, shown, options);
   let bytes: Uint8Array;
   try {
     bytes = readFile(source);
   } catch (err) {
     throw new Error(`${sanitize(shown)}: cannot read safetensors file (${sanitize(err instanceof Error ? err.message : String(err))})`);
   }
-  return parseSafetensors(bytes, shown);
+  return parseSafetensors(bytes, shown, options);
 }
 
 function tensorBytes(key: string, t: HostTensor): Uint8Array {

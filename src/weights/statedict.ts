@@ -124,7 +124,7 @@ export function parseStateDict(bytes: Uint8Array, fileName: string, options: Loa
   const ext = extName(fileName).toLowerCase();
   const torchExt = ['.pth', '.pt', '.ckpt', '.bin', '.pkl', '.tar'].includes(ext);
   if (ext === '.safetensors' || (!torchExt && !looksLikeTorch(bytes))) {
-    const { tensors } = parseSafetensors(bytes, name);
+    const { tensors } = parseSafetensors(bytes, name, options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {});
     if (options.key !== undefined) {
       const prefix = `${options.key}.`;
       const sub: TensorMap = new Map();

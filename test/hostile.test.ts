@@ -124,6 +124,9 @@ describe('safetensors', () => {
     const arrays = `{"__metadata__":{},"x":[${Array(1_000_000).fill('[]').join(',')}]}`;
     const bomb = safetensorsFile(arrays, new Uint8Array(0));
     await refuses(() => readSafetensors(bomb, 'arrays.safetensors', { maxBytes: bomb.length + 2 ** 26 }), /^arrays\.safetensors: parsing the JSON header would need 1\d{8} bytes/);
+    // 2²² + 1 of them (12.6 MB): refused by the scan whatever the budget (parsing took ~7 s per 10 M).
+    const many = safetensorsFile(`{"x":[${Array(2 ** 22 + 1).fill('[]').join(',')}]}`, new Uint8Array(0));
+    await refuses(() => readSafetensors(many, 'many.safetensors'), /^many\.safetensors: safetensors header has more than 4194304 JSON arrays and objects/);
     // loadStateDict passes its maxBytes on, as it does for .pth files.
     writeFileSync(join(TMP, 'i8.safetensors'), file);
     await refuses(() => loadStateDict(join(TMP, 'i8.safetensors'), { maxBytes: 4 * n }), /i8\.safetensors: tensor 'b' would need/);

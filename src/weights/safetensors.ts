@@ -14,6 +14,11 @@ import { sanitize } from '../errors.js';
 const MAX_HEADER = 100_000_000;
 /** Deepest JSON nesting accepted (serde_json's recursion limit, which the reference reader has). */
 const MAX_DEPTH = 128;
+/**
+ * Most JSON arrays and objects accepted in a header: 3 a tensor, so over a million tensors, while
+ * parsing 2²² of them takes a few seconds (100 MB of empty arrays would take half a minute).
+ */
+const MAX_CONTAINERS = 2 ** 22;
 
 /** Options of the safetensors readers. */
 export interface SafetensorsReadOptions {
@@ -107,7 +112,7 @@ function hostBytes(tag: string, count: number): number {
 
 /**
  * Checks the JSON header's nesting (at most {@link MAX_DEPTH}: deeper headers made `JSON.parse`
- * take minutes and gigabytes) and estimates what parsing it allocates, from one pass over the
+ * take minutes and gigabytes) and size (at most {@link MAX_CONTAINERS} arrays and objects) and estimates what parsing it allocates, from one pass over the
  * bytes: 2 bytes a character for the decoded text, 128 bytes a container, 48 a value (measured
  * upper bounds of V8's objects, arrays and numbers). UTF-8 continuation bytes are never ASCII,
  * so the scan can work on bytes.
@@ -123,7 +128,7 @@ function headerCost(h: Uint8Array, name: string): number {
       for (i++; i < h.length && h[i] !== 0x22; i++) if (h[i] === 0x5c) i++;
     } else if (c === 0x5b || c === 0x7b) {
       if (++depth > MAX_DEPTH) throw new Error(`${name}: safetensors header nests deeper than ${MAX_DEPTH} levels; not a safetensors file (or a crafted one)`);
-      containers++;
+      if (++containers > MAX_CONTAINERS) throw new Error(`${name}: safetensors header has more than ${MAX_CONTAINERS} JSON arrays and objects; not a safetensors file (or a crafted one)`);
     } else if (c === 0x5d || c === 0x7d) {
       depth--;
     } else if (c === 0x2c || c === 0x3a) {

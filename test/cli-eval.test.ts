@@ -6,32 +6,22 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { METRICS_DIR, metricWeightsDir } from './helpers/metric-weights.js';
+import { assertOneLineError, runDiffir, type CliRun } from './helpers/cli.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const bin = join(root, 'dist/src/cli/main.js');
 const expected = JSON.parse(readFileSync(join(METRICS_DIR, 'expected.json'), 'utf8'));
 const restored = join(METRICS_DIR, 'images/restored');
 const reference = join(METRICS_DIR, 'images/reference');
 const tmp = mkdtempSync(join(tmpdir(), 'diffir-eval-'));
 
-function diffir(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, DIFFIR_DEBUG: '', TORCH_HOME: join(tmp, 'no-torch-home') } });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+function diffir(...args: string[]): CliRun {
+  return runDiffir(args, { env: { TORCH_HOME: join(tmp, 'no-torch-home') } });
 }
 
-function oneLineError(r: { code: number; stderr: string }, pattern: RegExp): void {
-  assert.notEqual(r.code, 0);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0]!, /^diffir: eval: /);
-  assert.match(lines[0]!, pattern);
-}
+const oneLineError = (r: CliRun, pattern: RegExp): void => assertOneLineError(r, pattern, /^diffir: eval: /);
 
 test('diffir eval --json gives every metric of the fixture within its tolerances, and saves FID statistics', () => {
   const w = metricWeightsDir('legacy');

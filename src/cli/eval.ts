@@ -4,13 +4,15 @@
  * averaged, and FID between the two folders. Folders are matched by file name (extension
  * ignored); two files make one pair. A reference `.npz` (pytorch-fid statistics) serves FID.
  * Output: a CSV (per image, then `mean`, then `fid`) or, with --json, one JSON object.
+ * With --masks, LaMa's inpainting evaluation instead (eval-masks.ts).
  */
 import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Command } from './command.js';
 import { intOption, parseCommand } from './args.js';
 import { UserError } from './errors.js';
-import { fmtDuration } from './progress.js';
+import { countProgress } from './progress.js';
+import { evalMasks } from './eval-masks.js';
 import { InterruptHandler } from './interrupt.js';
 import { listImages, matchByName } from '../data/folder.js';
 import { readImage8 } from '../metrics/color.js';
@@ -37,18 +39,21 @@ function fmt(v: number | undefined): string {
 }
 
 export const evalCommand: Command = {
-  summary: 'measure restored images: PSNR, SSIM, LPIPS, NIQE per image and FID between folders',
+  summary: 'measure restored images: PSNR, SSIM, LPIPS, NIQE per image and FID between folders; --masks: LaMa\'s inpainting evaluation',
   async run(argv) {
     const p = parseCommand(
       'eval',
-      '<restored folder|file> [<reference folder|file|stats.npz>] [options]',
+      '<restored folder|file> [<reference folder|file|stats.npz>] [options]\n       diffir eval <predictions folder> <LaMa evaluation folder> --masks [options]',
       {
         metrics: { type: 'string', arg: 'list', help: `comma-separated: psnr, ssim, lpips-alex, lpips-vgg, niqe, fid (default: psnr,ssim with a reference, niqe without)` },
         crop: { type: 'string', arg: 'n', help: 'pixels cropped from each edge for PSNR, SSIM and NIQE (BasicSR crop_border)', default: '0' },
         y: { type: 'boolean', help: 'PSNR and SSIM on the Y channel (BasicSR test_y_channel)' },
         'weights-dir': { type: 'string', arg: 'dir', help: 'folder searched first for the metric weights under their official names' },
         'save-stats': { type: 'string', arg: 'file.npz', help: "with fid: write the reference set's FID statistics (pytorch-fid .npz)" },
-        json: { type: 'boolean', help: 'print one JSON object {images, mean, fid} on stdout' },
+        masks: { type: 'boolean', help: "LaMa's inpainting evaluation: <predictions> <folder of images and <name>_mask*.png>; SSIM, LPIPS (vgg), FID overall and per mask-area bin" },
+        bins: { type: 'string', arg: 'n', help: 'with --masks: number of mask-area bins (LaMa: 10)' },
+        'img-suffix': { type: 'string', arg: 'ext', help: 'with --masks: the image of <name>_mask*.png is <name><img-suffix> (default .png)' },
+        json: { type: 'boolean', help: 'print one JSON object on stdout ({images, mean, fid}; with --masks {images, groups})' },
         threads: { type: 'string', arg: 'n', help: 'ONNX Runtime threads (default: all cores)' },
         device: { type: 'string', arg: 'cpu|cuda|webgpu', help: 'execution provider', default: 'cpu' },
         quiet: { type: 'boolean', short: 'q', help: 'no progress' },
@@ -57,6 +62,8 @@ export const evalCommand: Command = {
     );
     if (!p) return;
     const v = p.values;
+    if (v.masks === true) return evalMasks(p.positionals, v);
+    for (const o of ['bins', 'img-suffix'] as const) if (v[o] !== undefined) throw new UserError(`eval: --${o} is for the inpainting evaluation; add --masks`, 2);
     if (p.positionals.length < 1 || p.positionals.length > 2) {
       throw new UserError("eval: give the restored folder (or file) and optionally the reference, e.g. 'diffir eval results/ gt/ --metrics psnr,ssim,lpips-alex'", 2);
     }
@@ -121,10 +128,7 @@ export const evalCommand: Command = {
       throw new UserError(`eval: ${firstLine(e)}`);
     }
     const stopper = new InterruptHandler(() => process.stderr.write('\ndiffir: stopping after the images in progress (Ctrl-C again to quit now)\n'));
-    const showProgress = v.quiet !== true && pairs.length > 1;
-    const tty = process.stderr.isTTY === true;
-    const t0 = performance.now();
-    let lastPlain = t0;
+    const progress = countProgress('eval', pairs.length, v.quiet !== true && pairs.length > 1);
     const rows: ImageScores[] = [];
     try {
       for (let i = 0; i < pairs.length; i += GROUP) {
@@ -144,17 +148,7 @@ export const evalCommand: Command = {
         } catch (e) {
           throw new UserError(`eval: ${firstLine(e)}`);
         }
-        const done = Math.min(i + GROUP, pairs.length);
-        if (showProgress) {
-          const el = (performance.now() - t0) / 1000;
-          const eta = (el / done) * (pairs.length - done);
-          const line = `eval: ${done}/${pairs.length} images, ${fmtDuration(el)} elapsed, ETA ${fmtDuration(eta)}`;
-          if (tty) process.stderr.write(`\r${line}\x1b[K${done === pairs.length ? '\n' : ''}`);
-          else if (performance.now() - lastPlain > 5000 || done === pairs.length) {
-            process.stderr.write(`${line}\n`);
-            lastPlain = performance.now();
-          }
-        }
+        progress(Math.min(i + GROUP, pairs.length));
       }
       const perImage = metrics.filter((m) => m !== 'fid');
       const mean = meanScores(rows, perImage);

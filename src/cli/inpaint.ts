@@ -3,32 +3,43 @@
  * image (white in the mask) with a stage-2 DiffIR inpainting model. Pixels outside the
  * hole are kept exactly (the model's output is composited as the official code does).
  * The output format follows the output's extension; the output is written atomically.
+ *
+ * `diffir inpaint <folder> -o <folder> --weights W`: LaMa's `bin/predict.py` over a LaMa
+ * evaluation folder (every `<name>_mask*.png` with its `<name>.png`; see data/lama-eval.ts):
+ * one prediction per mask, named like the mask, mask binarised as `mask > 0`, saved as
+ * predict.py saves it (`np.clip(x·255, 0, 255).astype(uint8)`: truncated, not rounded), as
+ * a batch like `diffir restore` (existing predictions skipped unless --overwrite).
  */
-import { dirname, extname } from 'node:path';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, extname, join, resolve } from 'node:path';
 import type { Command } from './command.js';
-import { parseCommand, required } from './args.js';
-import { UserError } from './errors.js';
+import { type ParsedOptions, parseCommand, required } from './args.js';
+import { UserError, oneLine } from './errors.js';
 import { prepareOutputFolder } from './files.js';
 import { InterruptHandler } from './interrupt.js';
-import { loadModel, modelSetup } from './model.js';
+import { type ModelSetup, loadModel, modelSetup } from './model.js';
+import { type PlannedFile, runBatch } from './restore.js';
 import { formatOfExtension, modelOptions, positiveIntOption } from './options.js';
 import { Reporter, reportMode } from './progress.js';
 import { checkOutputSize, loadImage, saveImage } from '../image/io.js';
 import { probeImage } from '../image/decode.js';
 import { pathExists } from '../fs/atomic.js';
 import { loadMask } from '../image/mask.js';
+import { holeTensor, listLamaSamples, readLamaMask, type LamaSample } from '../data/lama-eval.js';
+import type { RestoredImage } from '../restore/restore.js';
 
 export const inpaint: Command = {
   summary: 'fill the holes of an image (white in a mask) with an inpainting model',
   async run(argv) {
     const p = parseCommand(
       'inpaint',
-      '<image> --mask <mask.png> -o <out.png> --weights W.pth [options]',
+      '<image> --mask <mask.png> -o <out.png> --weights W.pth [options]\n       diffir inpaint <LaMa evaluation folder> -o <predictions folder> --weights W.pth [options]',
       {
         mask: { type: 'string', short: 'm', arg: 'file', help: 'mask image of the same size: white = hole to fill, black = keep' },
         output: { type: 'string', short: 'o', arg: 'file', help: 'output image; the format follows the extension (.png, .jpg, .webp, .tif)' },
         ...modelOptions(),
         quality: { type: 'string', arg: '1-100', help: 'JPEG quality (default 95) or lossy WebP quality (default: lossless WebP)' },
+        'img-suffix': { type: 'string', arg: 'ext', default: '.png', help: "folder mode: the image of <name>_mask*.png is <name><img-suffix> (LaMa's dataset img_suffix)" },
         overwrite: { type: 'boolean', help: 'replace the output if it exists' },
         json: { type: 'boolean', help: 'machine-readable progress: one JSON object per line on stdout' },
         quiet: { type: 'boolean', short: 'q', help: 'print only warnings and errors' },
@@ -42,6 +53,7 @@ export const inpaint: Command = {
       throw new UserError(`inpaint: give one image${p.positionals.length ? ` (got ${p.positionals.length})` : ''}, e.g. 'diffir inpaint photo.png --mask mask.png -o filled.png --weights net_g.pth'`, 2);
     }
     const input = p.positionals[0]!;
+    if (await isFolder(input)) return inpaintFolder(input, setup, v);
     const maskPath = required('inpaint', v, 'mask');
     const out = required('inpaint', v, 'output');
     const format = formatOfExtension(extname(out));
@@ -101,3 +113,44 @@ export const inpaint: Command = {
     }
   },
 };
+
+async function isFolder(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** predict.py's `np.clip(x * 255, 0, 255).astype('uint8')` (float32 product, truncated), as values k/255 that saving keeps as k. */
+function truncate8(r: RestoredImage): RestoredImage {
+  const d = r.rgb.data;
+  const out = new Float32Array(d.length);
+  for (let i = 0; i < d.length; i++) out[i] = Math.floor(Math.min(255, Math.max(0, Math.fround(d[i]! * 255)))) / 255;
+  return { ...r, rgb: { ...r.rgb, data: out } };
+}
+
+/** Folder mode: LaMa's predict.py over an evaluation folder, as a `diffir restore`-style batch. */
+async function inpaintFolder(dir: string, setup: ModelSetup, v: ParsedOptions): Promise<void> {
+  if (v.mask !== undefined) throw new UserError(`inpaint: ${dir} is a folder: its masks are the <name>_mask*.png files in it; --mask is for one image`, 2);
+  const outDir = required('inpaint', v, 'output');
+  let samples: LamaSample[];
+  try {
+    samples = await listLamaSamples(dir, String(v['img-suffix']));
+  } catch (e) {
+    throw new UserError(`inpaint: ${oneLine(e)}`);
+  }
+  if (resolve(outDir) === resolve(dir)) throw new UserError(`inpaint: the predictions would replace the masks in ${dir}; choose another output folder`, 2);
+  await prepareOutputFolder(outDir);
+  const plan: PlannedFile[] = samples.map((s) => ({ input: { path: join(dir, s.image), explicit: true }, output: join(outDir, s.prediction), format: 'png' }));
+  await Promise.all([...new Set(plan.map((f) => dirname(f.output)))].map((d) => mkdir(d, { recursive: true })));
+  const quality = positiveIntOption('inpaint', v, 'quality', 100);
+  await runBatch('inpaint', plan, [], setup, {
+    values: v,
+    outDir,
+    overwrite: v.overwrite === true,
+    ...(quality !== undefined ? { quality } : {}),
+    maskOf: async (i) => holeTensor(await readLamaMask(join(dir, samples[i]!.mask))),
+    beforeSave: truncate8,
+  });
+}

@@ -35,6 +35,26 @@ export function fmtDuration(seconds: number): string {
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
 }
 
+/**
+ * A count-only progress line on stderr for `diffir eval`: redrawn in place on a terminal,
+ * otherwise one line every 5 s and at the end; nothing when `show` is false.
+ */
+export function countProgress(label: string, total: number, show: boolean): (done: number) => void {
+  const tty = process.stderr.isTTY === true;
+  const t0 = performance.now();
+  let lastPlain = t0;
+  return (done) => {
+    if (!show) return;
+    const el = (performance.now() - t0) / 1000;
+    const line = `${label}: ${done}/${total} images, ${fmtDuration(el)} elapsed, ETA ${fmtDuration((el / done) * (total - done))}`;
+    if (tty) process.stderr.write(`\r${line}\x1b[K${done === total ? '\n' : ''}`);
+    else if (performance.now() - lastPlain > 5000 || done === total) {
+      process.stderr.write(`${line}\n`);
+      lastPlain = performance.now();
+    }
+  };
+}
+
 /** The start of a batch. */
 export interface BatchStart {
   readonly command: string;

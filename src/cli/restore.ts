@@ -12,17 +12,18 @@
 import { lstat, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import type { Command } from './command.js';
-import { parseCommand, required } from './args.js';
+import { type ParsedOptions, parseCommand, required } from './args.js';
 import { UserError, oneLine } from './errors.js';
-import { type InputFile, expandInputs } from './inputs.js';
+import { type InputFile, type InputProblem, expandInputs } from './inputs.js';
 import { prepareOutputFolder } from './files.js';
 import { InterruptHandler } from './interrupt.js';
-import { loadModel, modelSetup } from './model.js';
+import { type ModelSetup, loadModel, modelSetup } from './model.js';
 import { FORMAT_EXT, type OutputFormat, formatOfExtension, formatOption, modelOptions, positiveIntOption } from './options.js';
 import { Reporter, reportMode } from './progress.js';
 import { checkOutputSize, loadImage, saveImage } from '../image/io.js';
 import { probeImage } from '../image/decode.js';
-import type { Restorer } from '../restore/restore.js';
+import type { RestoredImage, Restorer } from '../restore/restore.js';
+import type { HostTensor } from '../tensor.js';
 import { errCode, sanitize } from '../errors.js';
 import { outputScale } from '../models/config.js';
 
@@ -173,93 +174,120 @@ export const restore: Command = {
     await prepareOutputFolder(outDir);
     const plan = planOutputs(files, outDir, suffix, format);
 
-    const reporter = new Reporter(reportMode(v));
-    const restorer = loadModel('restore', setup);
-    const scale = outputScale(restorer.config);
-    const interrupt = new InterruptHandler((sig) => reporter.interrupted(sig));
-    const t0 = performance.now();
-    let restored = 0;
-    let failed = 0;
-    let skipped = 0;
-    let processed = 0;
-    try {
-      reporter.start({ command: 'restore', files: plan.length, output: outDir, weights: setup.weights, task: restorer.config.task, scale, device: setup.device });
-      const verdicts = await preflight(plan, restorer, scale, {
-        overwrite,
-        tile: setup.tile,
-        ...(setup.memoryBudget !== undefined ? { memoryBudget: setup.memoryBudget } : {}),
-      });
-      reporter.setWork(verdicts.map((v) => (v.run ? v.pixels : 0)));
-      for (const pr of problems) {
-        reporter.fileFailed(null, pr.arg, pr.reason);
-        failed++;
-      }
-      for (const [i, f] of plan.entries()) {
-        if (interrupt.signal.aborted) break;
-        processed++;
-        const file = f.input.path;
-        const v = verdicts[i]!;
-        if (!v.run && v.skip !== undefined) {
-          reporter.fileSkipped(i, file, f.output, v.skip);
-          skipped++;
-          continue;
-        }
-        if (!v.run) {
-          reporter.fileFailed(i, file, v.problem ?? 'cannot be restored');
-          failed++;
-          continue;
-        }
-        if (!overwrite && (await outputState(f.output)) !== 'none') {
-          reporter.fileSkipped(i, file, f.output, `${f.output} exists`);
-          skipped++;
-          continue;
-        }
-        const started = performance.now();
-        try {
-          const img = await loadImage(file);
-          if (interrupt.signal.aborted) {
-            processed--;
-            break;
-          }
-          reporter.fileStart(i, file, { width: img.width, height: img.height, outWidth: img.width * scale, outHeight: img.height * scale });
-          const r = await restorer.restore(img, {
-            tile: setup.tile,
-            seed: setup.seed,
-            ...(setup.memoryBudget !== undefined ? { memoryBudget: setup.memoryBudget } : {}),
-            signal: interrupt.signal,
-            onProgress: (pg) => reporter.progress(i, pg),
-          });
-          interrupt.writing.add(f.output);
-          const saved = await saveImage(f.output, r, { format: f.format, overwrite, ...(quality !== undefined ? { quality } : {}) });
-          restored++;
-          reporter.fileDone(i, file, {
-            output: saved.path, width: img.width, height: img.height, outWidth: r.width, outHeight: r.height,
-            tile: r.tile, seconds: (performance.now() - started) / 1000, warnings: saved.warnings,
-          });
-        } catch (e) {
-          if (interrupt.signal.aborted) {
-            processed--;
-            break;
-          }
-          if (!overwrite && (await outputState(f.output)) !== 'none') {
-            // The output appeared while this file was being restored.
-            reporter.fileSkipped(i, file, f.output, `${f.output} exists`);
-            skipped++;
-          } else {
-            reporter.fileFailed(i, file, reasonFor(e, file));
-            failed++;
-          }
-        } finally {
-          interrupt.writing.delete(f.output);
-        }
-      }
-      reporter.summary({ restored, failed, skipped, notProcessed: plan.length - processed, seconds: (performance.now() - t0) / 1000, interrupted: interrupt.stoppedBy });
-    } finally {
-      reporter.close();
-      await restorer.release();
-      interrupt.dispose();
-    }
-    if (interrupt.stoppedBy) process.exitCode = interrupt.exitCode;
-    else if (failed > 0) process.exitCode = 1;
+    await runBatch('restore', plan, problems, setup, { values: v, outDir, overwrite, ...(quality !== undefined ? { quality } : {}) });
   },
 };
+
+/** What {@link runBatch} needs besides the plan. */
+export interface BatchOptions {
+  /** The command's parsed options (for --json / --quiet). */
+  readonly values: ParsedOptions;
+  readonly outDir: string;
+  readonly overwrite: boolean;
+  readonly quality?: number;
+  /** The mask of planned file `i` for an inpainting model (read when the file is restored). */
+  readonly maskOf?: (i: number) => Promise<HostTensor<'float32'>>;
+  /** Applied to each result before it is saved. */
+  readonly beforeSave?: (r: RestoredImage) => RestoredImage;
+}
+
+/**
+ * Restores planned files one by one with the model loaded once, as `diffir restore` does: pre-flight
+ * of the whole batch, existing outputs skipped unless `overwrite`, a failing file reported and the
+ * batch going on, atomic outputs, Ctrl-C / SIGTERM stopping after the step in progress; sets the
+ * exit status (1 when some file failed, 130/143 when interrupted).
+ */
+export async function runBatch(command: 'restore' | 'inpaint', plan: readonly PlannedFile[], problems: readonly InputProblem[], setup: ModelSetup, o: BatchOptions): Promise<void> {
+  const { overwrite, quality, outDir } = o;
+  const reporter = new Reporter(reportMode(o.values));
+  const restorer = loadModel(command, setup);
+  const scale = outputScale(restorer.config);
+  const interrupt = new InterruptHandler((sig) => reporter.interrupted(sig));
+  const t0 = performance.now();
+  let restored = 0;
+  let failed = 0;
+  let skipped = 0;
+  let processed = 0;
+  try {
+    reporter.start({ command, files: plan.length, output: outDir, weights: setup.weights, task: restorer.config.task, scale, device: setup.device });
+    const verdicts = await preflight(plan, restorer, scale, {
+      overwrite,
+      tile: setup.tile,
+      ...(setup.memoryBudget !== undefined ? { memoryBudget: setup.memoryBudget } : {}),
+    });
+    reporter.setWork(verdicts.map((v) => (v.run ? v.pixels : 0)));
+    for (const pr of problems) {
+      reporter.fileFailed(null, pr.arg, pr.reason);
+      failed++;
+    }
+    for (const [i, f] of plan.entries()) {
+      if (interrupt.signal.aborted) break;
+      processed++;
+      const file = f.input.path;
+      const v = verdicts[i]!;
+      if (!v.run && v.skip !== undefined) {
+        reporter.fileSkipped(i, file, f.output, v.skip);
+        skipped++;
+        continue;
+      }
+      if (!v.run) {
+        reporter.fileFailed(i, file, v.problem ?? 'cannot be restored');
+        failed++;
+        continue;
+      }
+      if (!overwrite && (await outputState(f.output)) !== 'none') {
+        reporter.fileSkipped(i, file, f.output, `${f.output} exists`);
+        skipped++;
+        continue;
+      }
+      const started = performance.now();
+      try {
+        const img = await loadImage(file);
+        if (interrupt.signal.aborted) {
+          processed--;
+          break;
+        }
+        reporter.fileStart(i, file, { width: img.width, height: img.height, outWidth: img.width * scale, outHeight: img.height * scale });
+        const mask = o.maskOf ? await o.maskOf(i) : undefined;
+        const r0 = await restorer.restore(img, {
+          ...(mask ? { mask } : {}),
+          tile: setup.tile,
+          seed: setup.seed,
+          ...(setup.memoryBudget !== undefined ? { memoryBudget: setup.memoryBudget } : {}),
+          signal: interrupt.signal,
+          onProgress: (pg) => reporter.progress(i, pg),
+        });
+        const r = o.beforeSave ? o.beforeSave(r0) : r0;
+        interrupt.writing.add(f.output);
+        const saved = await saveImage(f.output, r, { format: f.format, overwrite, ...(quality !== undefined ? { quality } : {}) });
+        restored++;
+        reporter.fileDone(i, file, {
+          output: saved.path, width: img.width, height: img.height, outWidth: r.width, outHeight: r.height,
+          tile: r.tile, seconds: (performance.now() - started) / 1000, warnings: saved.warnings,
+        });
+      } catch (e) {
+        if (interrupt.signal.aborted) {
+          processed--;
+          break;
+        }
+        if (!overwrite && (await outputState(f.output)) !== 'none') {
+          // The output appeared while this file was being restored.
+          reporter.fileSkipped(i, file, f.output, `${f.output} exists`);
+          skipped++;
+        } else {
+          reporter.fileFailed(i, file, reasonFor(e, file));
+          failed++;
+        }
+      } finally {
+        interrupt.writing.delete(f.output);
+      }
+    }
+    reporter.summary({ restored, failed, skipped, notProcessed: plan.length - processed, seconds: (performance.now() - t0) / 1000, interrupted: interrupt.stoppedBy });
+  } finally {
+    reporter.close();
+    await restorer.release();
+    interrupt.dispose();
+  }
+  if (interrupt.stoppedBy) process.exitCode = interrupt.exitCode;
+  else if (failed > 0) process.exitCode = 1;
+}

@@ -66,7 +66,7 @@ const WINDOW2D = (() => {
 })();
 
 /** "Valid" 2-D correlation with the 11×11 window (what `cv2.filter2D(...)[5:-5, 5:-5]` keeps). */
-function filterValid(src: Float64Array, h: number, w: number): Float64Array {
+function filterValid(src: Float64Array, h: number, w: number, win: Float64Array = WINDOW2D): Float64Array {
   const oh = h - WINDOW + 1;
   const ow = w - WINDOW + 1;
   const out = new Float64Array(oh * ow);
@@ -76,7 +76,7 @@ function filterValid(src: Float64Array, h: number, w: number): Float64Array {
       for (let i = 0; i < WINDOW; i++) {
         const row = (y + i) * w + x;
         const wr = i * WINDOW;
-        for (let j = 0; j < WINDOW; j++) s += src[row + j]! * WINDOW2D[wr + j]!;
+        for (let j = 0; j < WINDOW; j++) s += src[row + j]! * win[wr + j]!;
       }
       out[y * ow + x] = s;
     }
@@ -84,11 +84,31 @@ function filterValid(src: Float64Array, h: number, w: number): Float64Array {
   return out;
 }
 
-/** SSIM of one channel on the [0,255] scale (BasicSR's `_ssim`). */
-function ssimChannel(a: Float64Array, b: Float64Array, h: number, w: number): number {
-  if (h < WINDOW || w < WINDOW) throw new Error(`SSIM needs images of at least ${WINDOW}×${WINDOW} pixels after cropping, got ${w}×${h}`);
-  const c1 = (0.01 * 255) ** 2;
-  const c2 = (0.03 * 255) ** 2;
+/** "Same" 2-D correlation with zero padding of 5 (torch's `F.conv2d(x, window, padding=5)`), through a zero-padded copy and {@link filterValid}. */
+function filterSameZero(src: Float64Array, h: number, w: number, win: Float64Array): Float64Array {
+  const r = WINDOW >> 1;
+  const pw = w + 2 * r;
+  const padded = new Float64Array((h + 2 * r) * pw);
+  for (let y = 0; y < h; y++) padded.set(src.subarray(y * w, (y + 1) * w), (y + r) * pw + r);
+  return filterValid(padded, h + 2 * r, pw, win);
+}
+
+/** How one SSIM variant filters and its constants (on the data's own scale). */
+interface SsimVariant {
+  readonly filter: (src: Float64Array, h: number, w: number) => Float64Array;
+  readonly c1: number;
+  readonly c2: number;
+  /** Smallest side the filter accepts. */
+  readonly minSide: number;
+}
+
+/** BasicSR's `_ssim` on the [0,255] scale: "valid" filtering. */
+const BASICSR_SSIM: SsimVariant = { filter: (s, h, w) => filterValid(s, h, w), c1: (0.01 * 255) ** 2, c2: (0.03 * 255) ** 2, minSide: WINDOW };
+
+/** The mean of one channel's SSIM map. */
+function ssimChannel(a: Float64Array, b: Float64Array, h: number, w: number, v: SsimVariant): number {
+  if (h < v.minSide || w < v.minSide) throw new Error(`SSIM needs images of at least ${v.minSide}×${v.minSide} pixels after cropping, got ${w}×${h}`);
+  const { c1, c2 } = v;
   const n = h * w;
   const aa = new Float64Array(n);
   const bb = new Float64Array(n);
@@ -98,11 +118,11 @@ function ssimChannel(a: Float64Array, b: Float64Array, h: number, w: number): nu
     bb[i] = b[i]! * b[i]!;
     ab[i] = a[i]! * b[i]!;
   }
-  const mu1 = filterValid(a, h, w);
-  const mu2 = filterValid(b, h, w);
-  const faa = filterValid(aa, h, w);
-  const fbb = filterValid(bb, h, w);
-  const fab = filterValid(ab, h, w);
+  const mu1 = v.filter(a, h, w);
+  const mu2 = v.filter(b, h, w);
+  const faa = v.filter(aa, h, w);
+  const fbb = v.filter(bb, h, w);
+  const fab = v.filter(ab, h, w);
   let sum = 0;
   for (let i = 0; i < mu1.length; i++) {
     const m1 = mu1[i]!;
@@ -126,9 +146,49 @@ export function ssim(a: Image8, b: Image8, o: MetricOptions = {}): number {
   for (let c = 0; c < x.channels; c++) {
     const xa = Float64Array.from(x.data.subarray(c * hw, (c + 1) * hw));
     const ya = Float64Array.from(y.data.subarray(c * hw, (c + 1) * hw));
-    total += ssimChannel(xa, ya, x.height, x.width);
+    total += ssimChannel(xa, ya, x.height, x.width, BASICSR_SSIM);
   }
   return total / x.channels;
+}
+
+/** The window of LaMa's (pytorch-ssim's) `SSIM`: a float32 Gaussian (σ 1.5) normalised in float32, its outer product in float32. */
+const LAMA_WINDOW2D = (() => {
+  const g = new Float32Array(WINDOW);
+  for (let i = 0; i < WINDOW; i++) g[i] = Math.exp(-((i - (WINDOW >> 1)) ** 2) / (2 * 1.5 ** 2));
+  let sum = 0;
+  for (const v of g) sum = Math.fround(sum + v);
+  const w = new Float64Array(WINDOW * WINDOW);
+  for (let i = 0; i < WINDOW; i++) for (let j = 0; j < WINDOW; j++) w[i * WINDOW + j] = Math.fround(Math.fround(g[i]! / sum) * Math.fround(g[j]! / sum));
+  return w;
+})();
+
+/** LaMa's SSIM: images in [0,1], zero-padded "same" filtering, C1 = 0.01², C2 = 0.03². */
+const LAMA_SSIM: SsimVariant = { filter: (s, h, w) => filterSameZero(s, h, w, LAMA_WINDOW2D), c1: 0.01 ** 2, c2: 0.03 ** 2, minSide: 1 };
+
+/**
+ * SSIM as LaMa's evaluator scores inpainting (`saicinpainting/evaluation/losses/ssim.py`, from
+ * pytorch-ssim): RGB samples as float32 `v/255`, an 11×11 Gaussian window (σ 1.5) applied with
+ * zero padding (the map keeps the image size), the map averaged over channels and pixels.
+ * LaMa computes in float32; this is float64 on the same float32 inputs and window.
+ */
+export function lamaSsim(a: Image8, b: Image8): number {
+  if (a.channels !== b.channels || a.height !== b.height || a.width !== b.width) {
+    throw new Error(`image shapes are different: ${a.channels}×${a.height}×${a.width} vs ${b.channels}×${b.height}×${b.width}`);
+  }
+  const lut = new Float64Array(256);
+  for (let v = 0; v < 256; v++) lut[v] = Math.fround(v / 255);
+  const hw = a.height * a.width;
+  let total = 0;
+  for (let c = 0; c < a.channels; c++) {
+    const xa = new Float64Array(hw);
+    const ya = new Float64Array(hw);
+    for (let i = 0; i < hw; i++) {
+      xa[i] = lut[a.data[c * hw + i]!]!;
+      ya[i] = lut[b.data[c * hw + i]!]!;
+    }
+    total += ssimChannel(xa, ya, a.height, a.width, LAMA_SSIM);
+  }
+  return total / a.channels;
 }
 
 /** The metrics BasicSR's option files name (`calculate_psnr`, `calculate_ssim`). */

@@ -1,29 +1,37 @@
 /**
- * `diffir train` on the GAN stage (DiffIRGANS2Model): the official GAN option files run with
- * only their data and weight paths changed, on the tiny networks of the gan_x4 fixture
- * (--force_yml); net_g / net_d checkpoints have the official keys and shapes; training states
- * hold both optimizers; --auto_resume continues bit for bit (net_g, its EMA, net_d and D's
+ * `diffir train` on the GAN stage (DiffIRGANS2Model): every official GAN option file runs with
+ * only its data and weight paths changed, on the tiny networks of the realsr_x<scale> / gan_x4
+ * fixtures (--force_yml; perceptual loss off: the fixture test covers it); net_g / net_d start
+ * from the given weights, checkpoints have the official keys and shapes; training states hold
+ * both optimizers; --auto_resume continues bit for bit (net_g, its EMA, net_d and D's
  * spectral-norm buffers); an interrupt saves.
  */
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { saveImage } from '../src/image/io.js';
-import { f32 } from '../src/tensor.js';
+import { f32, type TensorMap } from '../src/tensor.js';
 import { readOptions, resolveOptions } from '../src/train/options.js';
 import { loadNetworkStateDict, loadTrainingState } from '../src/train/checkpoint.js';
 import { Trainer, type TrainResult } from '../src/train/trainer.js';
 import { loadStateDict } from '../src/weights/statedict.js';
 import { makeTinyDataset, synthImage } from './train-helpers.js';
-import { assertSameWeights } from './helpers/tensors.js';
+import { assertSameWeights, maxAbs } from './helpers/tensors.js';
 import { FIXTURES_DIR, synthWeights } from './helpers/synth.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const opts = (f: string) => join(root, 'options', f);
 const tmp = mkdtempSync(join(tmpdir(), 'diffir-gan-train-'));
+/** The official GAN-stage training files (DiffIR-RealSR and DiffIR-SRGAN); the first one has its own test below. */
+const GAN_FILES = ['DiffIR-RealSR', 'DiffIR-SRGAN'].flatMap((d) =>
+  readdirSync(join(root, 'options', d))
+    .filter((f) => /^(train|finetune)_DiffIRS2_GAN_.*\.yml$/.test(f))
+    .map((f) => `${d}/${f}`),
+);
+const OTHER_GAN_FILES = GAN_FILES.filter((f) => f !== 'DiffIR-RealSR/finetune_DiffIRS2_GAN_x4_V2.yml');
 const TINY = ['dim=8', 'num_blocks=[1, 1, 1, 1]', 'num_refinement_blocks=1', 'n_encoder_res=1'];
 
 async function makeGt(dir: string): Promise<{ gt: string; meta: string }> {
@@ -128,14 +136,49 @@ describe('the GAN stage trains from the official option files', () => {
     assert.ok(g.size > 0);
   });
 
-  // The other official files differ from these only in values (checked by the option tests); all ten
-  // were run this way by hand (see the closing note of issue 9).
-  test('the GAN option files of each kind run: RealSR finetune x1 V2 (fresh GT pipeline, x1), SRGAN paired x4', async () => {
-    const files = ['DiffIR-RealSR/finetune_DiffIRS2_GAN_x1_V2.yml', 'DiffIR-SRGAN/train_DiffIRS2_GAN_x4.yml'];
-    for (const [i, file] of files.entries()) {
-      const r = await train(file, overrides(file, { ...data, val, paired, totalIter: 1, name: `gan_any_${i}`, extra: ['train:perceptual_opt:perceptual_weight=0'] }));
-      assert.equal(r.iter, 1, file);
-      assert.ok(Number.isFinite(r.history[0]!.losses.l_g_gan) && Number.isFinite(r.history[0]!.losses.l_d_fake), file);
-    }
+  test('the official GAN training files are all found (RealSR x1/x2/x4, V2, finetune V2; SRGAN x2/x4)', () => {
+    assert.equal(GAN_FILES.length, 10, GAN_FILES.join(', '));
+    assert.ok(GAN_FILES.includes('DiffIR-RealSR/finetune_DiffIRS2_GAN_x4_V2.yml') && OTHER_GAN_FILES.length === 9);
   });
+
+  // Every other official GAN option file, one iteration each: its own recipe (scale, dataset kind,
+  // USM flags, learning rates, pretrain_network_d) with only data/weight paths and sizes changed.
+  for (const file of OTHER_GAN_FILES) {
+    test(`${file} runs; net_g / net_d start from the given weights and keep the official keys and shapes`, async () => {
+      const opt = readOptions(opts(file)).opt as Record<string, Record<string, unknown>>;
+      const scale = (opt.scale as unknown as number) ?? 4;
+      const r = await train(file, overrides(file, { ...data, val, paired, totalIter: 1, name: file.replace(/\W/g, '_'), extra: ['train:perceptual_opt:perceptual_weight=0'] }));
+      assert.equal(r.iter, 1);
+      const losses = r.history[0]!.losses;
+      for (const k of ['l_g_pix', 'l_g_gan', 'l_g_total', 'l_d_real', 'l_d_fake', 'out_d_real', 'out_d_fake']) assert.ok(Number.isFinite(losses[k]), `${k}: ${losses[k]}`);
+      const models = join(r.experimentsRoot, 'models');
+      // One Adam step moves each weight by at most lr (first step: m̂/√v̂ = ±1), the EMA (0.999) by lr/1000.
+      const lrG = (opt.train!.optim_g as { lr: number }).lr;
+      const g0 = loadNetworkStateDict(join(FIXTURES_DIR, `realsr_x${scale}/s2.pth`), (opt.path!.param_key_g as string | undefined) ?? 'params');
+      const moved = (sd: TensorMap, ref: TensorMap, what: string, keys = [...ref.keys()]): number => {
+        let m = 0;
+        for (const k of keys) {
+          assert.ok(sd.has(k), `${what}: ${k} missing`);
+          m = Math.max(m, maxAbs(sd.get(k)!, ref.get(k)!));
+        }
+        return m;
+      };
+      const gP = loadNetworkStateDict(join(models, 'net_g_latest.pth'), 'params');
+      const gE = loadNetworkStateDict(join(models, 'net_g_latest.pth'), 'params_ema');
+      assert.deepEqual([...gP.keys()].sort(), [...g0.keys()].sort());
+      assert.deepEqual([...gE.keys()].sort(), [...g0.keys()].sort());
+      const dG = moved(gP, g0, 'net_g params');
+      assert.ok(dG > 0.5 * lrG && dG <= lrG * 1.001 + 1e-7, `net_g moved ${dG} from the pretrained weights (lr ${lrG})`);
+      assert.ok(moved(gE, g0, 'net_g params_ema') <= lrG * 1e-3 + 1e-7, 'params_ema');
+      // net_d: the official UNetDiscriminatorSN layout (the fixture's torch.save); a finetune file's
+      // pretrain_network_d is where D starts.
+      const d = loadNetworkStateDict(join(models, 'net_d_latest.pth'), 'params');
+      const d0 = loadNetworkStateDict(join(FIXTURES_DIR, 'gan_x4/net_d.pth'), 'params');
+      assert.deepEqual([...d.keys()], [...d0.keys()]);
+      const dd = moved(d, d0, 'net_d', [...d0.keys()].filter((k) => !k.endsWith('_u') && !k.endsWith('_v')));
+      const lrD = (opt.train!.optim_d as { lr: number }).lr;
+      if (opt.path!.pretrain_network_d !== undefined) assert.ok(dd > 0.5 * lrD && dd <= lrD * 1.001 + 1e-7, `net_d moved ${dd} from pretrain_network_d`);
+      else assert.ok(dd > 10 * lrD, 'net_d starts fresh');
+    });
+  }
 });

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { readImage8 } from '../src/metrics/color.js';
 import { psnr } from '../src/metrics/psnr-ssim.js';
-import { readOptions, TEST_OPTIONS_SCHEMA } from '../src/train/options.js';
+import { parseOptions, readOptions, TEST_OPTIONS_SCHEMA } from '../src/train/options.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = join(root, 'dist/src/cli/main.js');
@@ -50,7 +50,10 @@ function withPaths(official: string, cwd: string, replace: [RegExp, string][]): 
   return out;
 }
 
-test('every official test option file parses', () => {
+test('every official test option file parses; ours take calculate_lpips net and InpaintingDataset img_suffix', () => {
+  for (const f of ['DiffIR-inpainting/test_DiffIRS2_inpainting.yml']) assert.equal(readOptions(join(root, 'options', f), [], TEST_OPTIONS_SCHEMA).opt.name, 'test_DiffIRS2_inpainting');
+  assert.equal((parseOptions('val:\n  metrics:\n    lp: {type: calculate_lpips, net: vgg}\n', 't.yml', [], TEST_OPTIONS_SCHEMA).opt.val as { metrics: { lp: { net: string } } }).metrics.lp.net, 'vgg');
+  assert.throws(() => parseOptions('val:\n  metrics:\n    lp: {type: calculate_lpips, net: squeeze}\n', 't.yml', [], TEST_OPTIONS_SCHEMA), /val\.metrics\.lp\.net/);
   for (const f of ['DiffIR-RealSR/test_DiffIRS2_GAN_x1.yml', 'DiffIR-RealSR/test_DiffIRS2_GAN_x2.yml', 'DiffIR-RealSR/test_DiffIRS2_GAN_x4.yml', 'DiffIR-SRGAN/test_DiffIRS2_GAN_x4.yml', 'DiffIR-demotionblur/test_DiffIRS2.yml']) {
     const o = readOptions(join(root, 'options', f), [], TEST_OPTIONS_SCHEMA).opt;
     assert.ok(Object.keys(o.datasets as object).length > 0, f);

@@ -9,7 +9,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
@@ -232,6 +232,39 @@ test('diffir inpaint <folder>: one prediction per mask, named like it, known pix
   const again = diffir('inpaint', data, '-o', out, '--weights', INPAINT);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /8 skipped/);
+});
+
+test('diffir test -opt test_DiffIRS2_inpainting.yml: predictions as diffir inpaint <folder> writes them, scored as diffir eval --masks scores them', async () => {
+  const { data } = await setPromise;
+  const w = metricWeightsDir('legacy');
+  const cwd = join(tmp, 'testcmd');
+  mkdirSync(cwd, { recursive: true });
+  let text = readFileSync(join(ROOT, 'options/DiffIR-inpainting/test_DiffIRS2_inpainting.yml'), 'utf8');
+  text = text.replace(/dataroot_gt: .*/, `dataroot_gt: ${data}`).replace(/pretrain_network_g: .*/, `pretrain_network_g: ${INPAINT}`).replace('manual_seed: 0', 'manual_seed: 3');
+  text = text.replace(/    lpips:\n      type: LPIPSScore\n/, '');
+  const opt = join(cwd, 'test_inpainting.yml');
+  writeFileSync(opt, text);
+  const r = runDiffir(['test', '-opt', opt, '--weights-dir', w, '--threads', '2', '-q'], { cwd });
+  assert.equal(r.code, 0, r.stderr);
+  const res = join(cwd, 'results/test_DiffIRS2_inpainting');
+  const vis = join(res, 'visualization/random_thick_512');
+  // The same pixels as diffir inpaint <folder> with the same seed (written by the test above).
+  for (const m of MASKS) assert.deepEqual((await readImage8(join(vis, m.file))).data, (await readImage8(join(tmp, 'inpainted', m.file))).data, m.file);
+  const json = JSON.parse(readFileSync(join(res, 'metrics.json'), 'utf8'));
+  const set = json.datasets[0];
+  const e = diffir('eval', vis, data, '--masks', '--metrics', 'ssim,fid', '--json', '--weights-dir', w, '--threads', '2');
+  assert.equal(e.code, 0, e.stderr);
+  const ev = JSON.parse(e.stdout);
+  assert.deepEqual(set.groups, ev.groups);
+  assert.deepEqual(set.images.map((i: Record<string, unknown>) => [i.name, i.bin, i.ssim]), ev.images.map((i: Record<string, unknown>) => [i.name, i.bin, i.ssim]));
+  const csv = readFileSync(join(res, 'random_thick_512_metrics.csv'), 'utf8');
+  assert.equal(csv.split('\n')[0], '\tfid\tssim\tssim');
+  assert.equal(csv.split('\n').at(-2)!.split('\t')[0], 'total');
+  // A non-inpainting model, or an inpainting model on a paired set, is one line.
+  writeFileSync(opt, text.replace(INPAINT, join(shared, 'fixtures/deblur/s2.pth')));
+  assertOneLineError(runDiffir(['test', '-opt', opt], { cwd }), /InpaintingDataset needs an inpainting model, but s2\.pth is not one/);
+  writeFileSync(opt, text.replace('type: InpaintingDataset', 'type: PairedImageDataset'));
+  assertOneLineError(runDiffir(['test', '-opt', opt], { cwd }), /SSIMScore.*evaluate InpaintingDataset sets, not PairedImageDataset|InpaintingDataset sets, not PairedImageDataset/);
 });
 
 test('inpainting evaluation errors are one line', async () => {

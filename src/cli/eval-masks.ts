@@ -12,18 +12,15 @@ import { UserError, oneLine } from './errors.js';
 import { countProgress } from './progress.js';
 import { InterruptHandler } from './interrupt.js';
 import { listLamaSamples, maskArea, readLamaMask, type LamaSample } from '../data/lama-eval.js';
-import { readImage8, type Image8 } from '../metrics/color.js';
-import { lamaSsim } from '../metrics/psnr-ssim.js';
-import { Lpips } from '../metrics/lpips.js';
-import { FidInception, FID_DIM } from '../metrics/inception.js';
-import { findMetricFile } from '../metrics/weights.js';
-import { binNames, binOf, LAMA_SCORES, lamaReport, lamaTable, type LamaImageResult, type LamaScore } from '../metrics/lama.js';
+import { readImage8 } from '../metrics/color.js';
+import { LAMA_SCORES, LamaEvaluator, lamaJson, lamaReport, lamaTable, type LamaImageResult, type LamaScore } from '../metrics/lama.js';
 import type { Device } from '../runtime/session.js';
 
 /** Samples scored per network batch. */
 const GROUP = 4;
 
-function parseLamaScores(list: string | undefined): LamaScore[] {
+/** A `--metrics` list (or a test file's scores) as LaMa's score names. */
+export function parseLamaScores(list: string | undefined): LamaScore[] {
   if (list === undefined) return [...LAMA_SCORES];
   const want = list.split(',').map((m) => m.trim().toLowerCase()).filter((m) => m);
   for (const m of want) {
@@ -57,17 +54,9 @@ export async function evalMasks(positionals: readonly string[], v: ParsedOptions
   }
 
   const weightsDir = typeof v['weights-dir'] === 'string' ? v['weights-dir'] : undefined;
-  const session = { ...(threads ? { threads } : {}), device: v.device as Device };
-  let lpips: Lpips | null = null;
-  let inception: FidInception | null = null;
+  let evaluator: LamaEvaluator;
   try {
-    // Every file located before any is loaded.
-    const files = {
-      vgg: scores.includes('lpips') ? [findMetricFile('vgg16', weightsDir), findMetricFile('lpips-vgg', weightsDir)] : null,
-      inception: scores.includes('fid') ? findMetricFile('inception', weightsDir) : null,
-    };
-    if (files.vgg) lpips = Lpips.load('vgg', files.vgg[0]!, files.vgg[1]!, session);
-    if (files.inception) inception = await FidInception.load(files.inception, session);
+    evaluator = await LamaEvaluator.create(scores, { ...(weightsDir ? { weightsDir } : {}), session: { ...(threads ? { threads } : {}), device: v.device as Device } });
   } catch (e) {
     throw new UserError(`eval: ${oneLine(e)}`);
   }
@@ -79,38 +68,18 @@ export async function evalMasks(positionals: readonly string[], v: ParsedOptions
     for (let i = 0; i < samples.length; i += GROUP) {
       if (stopper.signal.aborted) throw new UserError(`eval: interrupted after ${i} of ${samples.length} images`, stopper.exitCode);
       const group = samples.slice(i, i + GROUP);
-      const loaded: { s: LamaSample; image: Image8; prediction: Image8; area: number }[] = [];
-      for (const s of group) {
-        try {
-          const [image, prediction, mask] = await Promise.all([readImage8(join(dataDir, s.image)), readImage8(join(predDir, s.prediction)), readLamaMask(join(dataDir, s.mask))]);
-          if (mask.width !== image.width || mask.height !== image.height) throw new Error(`${s.mask}: mask is ${mask.width}×${mask.height} but its image ${s.image} is ${image.width}×${image.height}`);
-          if (prediction.width !== image.width || prediction.height !== image.height) throw new Error(`${join(predDir, s.prediction)}: the prediction is ${prediction.width}×${prediction.height} but the image ${s.image} is ${image.width}×${image.height}`);
-          loaded.push({ s, image, prediction, area: maskArea(mask) });
-        } catch (e) {
-          throw new UserError(`eval: ${oneLine(e)}`);
-        }
+      try {
+        const loaded = await Promise.all(
+          group.map(async (s) => {
+            const [image, prediction, mask] = await Promise.all([readImage8(join(dataDir, s.image)), readImage8(join(predDir, s.prediction)), readLamaMask(join(dataDir, s.mask))]);
+            if (mask.width !== image.width || mask.height !== image.height) throw new Error(`${s.mask}: mask is ${mask.width}×${mask.height} but its image ${s.image} is ${image.width}×${image.height}`);
+            return { name: s.mask, area: maskArea(mask), prediction, image };
+          }),
+        );
+        rows.push(...(await evaluator.score(loaded)));
+      } catch (e) {
+        throw new UserError(`eval: ${oneLine(e)}`);
       }
-      const lp = new Array<number>(loaded.length);
-      if (lpips) {
-        // One network run per image size.
-        const bySize = new Map<string, number[]>();
-        loaded.forEach((l, j) => bySize.set(`${l.image.width}x${l.image.height}`, [...(bySize.get(`${l.image.width}x${l.image.height}`) ?? []), j]));
-        for (const idx of bySize.values()) {
-          const d = await lpips.distances(idx.map((j) => loaded[j]!.prediction), idx.map((j) => loaded[j]!.image));
-          idx.forEach((j, k) => (lp[j] = d[k]!.value));
-        }
-      }
-      const fp = inception ? await inception.features(loaded.map((l) => l.prediction)) : null;
-      const fi = inception ? await inception.features(loaded.map((l) => l.image)) : null;
-      loaded.forEach((l, j) => {
-        rows.push({
-          name: l.s.mask,
-          area: l.area,
-          ...(scores.includes('ssim') ? { ssim: lamaSsim(l.prediction, l.image) } : {}),
-          ...(lpips ? { lpips: lp[j]! } : {}),
-          ...(fp && fi ? { features: { prediction: fp.slice(j * FID_DIM, (j + 1) * FID_DIM), image: fi.slice(j * FID_DIM, (j + 1) * FID_DIM) } } : {}),
-        });
-      });
       progress(Math.min(i + GROUP, samples.length));
     }
     let groups;
@@ -119,20 +88,10 @@ export async function evalMasks(positionals: readonly string[], v: ParsedOptions
     } catch (e) {
       throw new UserError(`eval: ${oneLine(e)}`);
     }
-    if (v.json) {
-      const names = binNames(bins);
-      const images = rows.map((r, k) => ({
-        name: r.name,
-        image: samples[k]!.image,
-        prediction: samples[k]!.prediction,
-        area: r.area,
-        bin: names[binOf(r.area, bins)],
-        ...Object.fromEntries(scores.filter((s) => s !== 'fid').map((s) => [s, r[s]])),
-      }));
-      console.log(JSON.stringify({ images, groups: Object.fromEntries(groups.map((g) => [g.name, { count: g.count, ...g.scores }])) }));
-    } else process.stdout.write(lamaTable(groups));
+    if (v.json) console.log(JSON.stringify(lamaJson(rows, groups, bins, (k) => ({ image: samples[k]!.image, prediction: samples[k]!.prediction }))));
+    else process.stdout.write(lamaTable(groups));
   } finally {
     stopper.dispose();
-    await Promise.all([lpips?.release(), inception?.release()]);
+    await evaluator.release();
   }
 }

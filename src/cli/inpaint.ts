@@ -25,8 +25,7 @@ import { checkOutputSize, loadImage, saveImage } from '../image/io.js';
 import { probeImage } from '../image/decode.js';
 import { pathExists } from '../fs/atomic.js';
 import { loadMask } from '../image/mask.js';
-import { holeTensor, listLamaSamples, readLamaMask, type LamaSample } from '../data/lama-eval.js';
-import type { RestoredImage } from '../restore/restore.js';
+import { holeTensor, listLamaSamples, readLamaMask, truncate8, type LamaSample } from '../data/lama-eval.js';
 
 export const inpaint: Command = {
   summary: 'fill the holes of an image (white in a mask) with an inpainting model',
@@ -122,14 +121,6 @@ async function isFolder(p: string): Promise<boolean> {
   }
 }
 
-/** predict.py's `np.clip(x * 255, 0, 255).astype('uint8')` (float32 product, truncated), as values k/255 that saving keeps as k. */
-function truncate8(r: RestoredImage): RestoredImage {
-  const d = r.rgb.data;
-  const out = new Float32Array(d.length);
-  for (let i = 0; i < d.length; i++) out[i] = Math.floor(Math.min(255, Math.max(0, Math.fround(d[i]! * 255)))) / 255;
-  return { ...r, rgb: { ...r.rgb, data: out } };
-}
-
 /** Folder mode: LaMa's predict.py over an evaluation folder, as a `diffir restore`-style batch. */
 async function inpaintFolder(dir: string, setup: ModelSetup, v: ParsedOptions): Promise<void> {
   if (v.mask !== undefined) throw new UserError(`inpaint: ${dir} is a folder: its masks are the <name>_mask*.png files in it; --mask is for one image`, 2);
@@ -151,6 +142,6 @@ async function inpaintFolder(dir: string, setup: ModelSetup, v: ParsedOptions): 
     overwrite: v.overwrite === true,
     ...(quality !== undefined ? { quality } : {}),
     maskOf: async (i) => holeTensor(await readLamaMask(join(dir, samples[i]!.mask))),
-    beforeSave: truncate8,
+    beforeSave: (r) => ({ ...r, rgb: truncate8(r.rgb) }),
   });
 }

@@ -8,10 +8,13 @@
  * calculate_lpips / calculate_fid of ours). The log (`results/<name>/test_<name>_<time>.log`)
  * gives BasicSR's per-dataset summary; `results/<name>/metrics.json` holds every image's values
  * and the means. An existing `results/<name>` is renamed `<name>_archived_<time>` first, as BasicSR does.
+ * Inpainting models take InpaintingDataset sets (LaMa's evaluation folders) scored by LaMa's
+ * evaluator (`val.metrics` types SSIMScore, LPIPSScore, FIDScore), as DiffIR-inpainting's
+ * test_*.sh + eval_*.sh do.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { appendFile, mkdir, rename } from 'node:fs/promises';
-import { basename, extname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from './command.js';
 import { intOption, normalizeOpt, parseCommand } from './args.js';
 import { UserError } from './errors.js';
@@ -29,6 +32,8 @@ import { FidInception, FID_DIM } from '../metrics/inception.js';
 import { fidStatistics, frechetDistance } from '../metrics/frechet.js';
 import { findMetricFile } from '../metrics/weights.js';
 import { writeFileAtomic } from '../fs/atomic.js';
+import { holeTensor, listLamaSamples, maskArea, readLamaMask, truncate8, type LamaSample } from '../data/lama-eval.js';
+import { LamaEvaluator, lamaJson, lamaReport, lamaTable, type LamaImageResult, type LamaScore } from '../metrics/lama.js';
 import type { Device } from '../runtime/session.js';
 
 type Obj = Record<string, unknown>;
@@ -40,10 +45,11 @@ interface TestItem {
   readonly gt: string | null;
 }
 
-/** A `val.metrics` entry resolved. */
+/** A `val.metrics` entry resolved (`lama`: a score of LaMa's inpainting evaluator). */
 interface TestMetric {
   readonly name: string;
-  readonly type: 'psnr' | 'ssim' | 'niqe' | 'lpips' | 'fid';
+  readonly type: 'psnr' | 'ssim' | 'niqe' | 'lpips' | 'fid' | 'lama';
+  readonly lama?: LamaScore;
   readonly cropBorder: number;
   readonly testYChannel: boolean;
   readonly net: LpipsNet;
@@ -88,11 +94,16 @@ async function pairedItems(d: Obj, key: string, abs: (p: string) => string): Pro
   });
 }
 
+/** LaMa's evaluator classes (`saicinpainting/evaluation/losses/base_loss.py`), for InpaintingDataset sets. */
+const LAMA_METRIC_TYPES: Record<string, LamaScore> = { SSIMScore: 'ssim', LPIPSScore: 'lpips', FIDScore: 'fid' };
+
 function resolveMetrics(val: Obj, where: (k: string) => string): TestMetric[] {
   return Object.entries(obj(val.metrics)).map(([name, m0]) => {
     const m = obj(m0);
+    const lama = LAMA_METRIC_TYPES[String(m.type)];
+    if (lama) return { name, type: 'lama', lama, cropBorder: 0, testYChannel: false, net: 'vgg' };
     const type = METRIC_TYPES[String(m.type)];
-    if (!type) throw new UserError(`${where(`val.metrics.${name}.type`)}'${String(m.type)}' is not supported (use ${Object.keys(METRIC_TYPES).join(', ')})`);
+    if (!type) throw new UserError(`${where(`val.metrics.${name}.type`)}'${String(m.type)}' is not supported (use ${[...Object.keys(METRIC_TYPES), ...Object.keys(LAMA_METRIC_TYPES)].join(', ')})`);
     const net = String(m.net ?? 'alex');
     if (net !== 'alex' && net !== 'vgg') throw new UserError(`${where(`val.metrics.${name}.net`)}'${net}' is not an LPIPS net (alex or vgg)`);
     return { name, type, cropBorder: Number(m.crop_border ?? 0), testYChannel: m.test_y_channel === true, net };
@@ -150,18 +161,36 @@ export const test: Command = {
     const seed = intOption('test', p.values, 'seed') ?? (typeof opt.manual_seed === 'number' ? opt.manual_seed : 0);
 
     // Datasets first: a wrong path fails before the model loads.
-    const sets: { key: string; name: string; type: string; items: TestItem[] }[] = [];
+    const sets: { key: string; name: string; type: string; items: TestItem[]; lama?: { root: string; samples: LamaSample[] } }[] = [];
+    const lamaMetrics = metrics.filter((m) => m.type === 'lama');
+    if (lamaMetrics.length && lamaMetrics.length !== metrics.length) {
+      throw new UserError(`${whereKey('val.metrics')}LaMa's scores (${Object.keys(LAMA_METRIC_TYPES).join(', ')}) evaluate InpaintingDataset sets and cannot be mixed with ${metrics.filter((m) => m.type !== 'lama').map((m) => m.name).join(', ')}`);
+    }
     for (const [k, d0] of datasets) {
       const d = obj(d0);
       const key = `datasets.${k}`;
       const type = String(d.type ?? '');
       let items: TestItem[];
+      if (type === 'InpaintingDataset') {
+        if (!d.dataroot_gt) throw new UserError(`${key}: InpaintingDataset needs dataroot_gt (LaMa's evaluation folder: <name>.png with its masks <name>_mask*.png)`);
+        const root = abs(String(d.dataroot_gt));
+        let samples: LamaSample[];
+        try {
+          samples = await listLamaSamples(root, typeof d.img_suffix === 'string' ? d.img_suffix : '.png');
+        } catch (e) {
+          throw new UserError(`${key}.dataroot_gt: ${firstLine(e)}`);
+        }
+        if (metrics.length && !lamaMetrics.length) throw new UserError(`${key}: InpaintingDataset is scored by LaMa's evaluator; val.metrics types ${Object.keys(LAMA_METRIC_TYPES).join(', ')}`);
+        sets.push({ key, name: String(d.name ?? k), type, items: samples.map((x) => ({ lq: join(root, x.image), gt: join(root, x.image) })), lama: { root, samples } });
+        continue;
+      }
+      if (lamaMetrics.length) throw new UserError(`${key}: ${lamaMetrics.map((m) => m.name).join(', ')} (LaMa's scores) evaluate InpaintingDataset sets, not ${type}`);
       if (type === 'PairedImageDataset' || type === 'DeblurPairedDataset') items = await pairedItems(d, key, abs);
       else if (type === 'SingleImageDataset') {
         if (!d.dataroot_lq) throw new UserError(`${key}: SingleImageDataset needs dataroot_lq`);
         const lqRoot = abs(String(d.dataroot_lq));
         items = (await imagesIn(lqRoot, `${key}.dataroot_lq`)).map((n) => ({ lq: join(lqRoot, n), gt: null }));
-      } else throw new UserError(`${whereKey(`${key}.type`)}'${type}' is not a test dataset this implementation knows (PairedImageDataset, DeblurPairedDataset, SingleImageDataset)`);
+      } else throw new UserError(`${whereKey(`${key}.type`)}'${type}' is not a test dataset this implementation knows (PairedImageDataset, DeblurPairedDataset, SingleImageDataset, InpaintingDataset)`);
       const needGt = metrics.filter((m) => m.type !== 'niqe');
       if (type === 'SingleImageDataset' && needGt.length) {
         throw new UserError(`${key}: SingleImageDataset has no ground truth, so val.metrics ${needGt.map((m) => m.name).join(', ')} cannot be computed (use PairedImageDataset or keep only calculate_niqe)`);
@@ -175,6 +204,7 @@ export const test: Command = {
     let niqeParams: NiqeParams | null = null;
     const lpips = new Map<LpipsNet, Lpips>();
     let inception: FidInception | null = null;
+    let lamaEval: LamaEvaluator | null = null;
     try {
       restorer = Restorer.load(abs(weights), session);
       if (metrics.some((m) => m.type === 'niqe')) niqeParams = loadNiqeParams(findMetricFile('niqe', weightsDir));
@@ -192,7 +222,21 @@ export const test: Command = {
       await restorer.release();
       throw new UserError(`${whereKey('scale')}scale ${opt.scale} but ${basename(weights)} is a ×${restorer.config.scale} model`);
     }
-    if (task === 'inpaint') throw new UserError('test: this is an inpainting model; the LaMa-style inpainting evaluation is not supported by diffir test yet');
+    const plain = sets.find((x) => !x.lama);
+    if ((task === 'inpaint') !== !plain || (task !== 'inpaint' && sets.some((x) => x.lama))) {
+      await Promise.all([restorer.release(), inception?.release(), ...[...lpips.values()].map((l) => l.release())]);
+      throw new UserError(
+        task === 'inpaint'
+          ? `${plain!.key}: ${basename(weights)} is an inpainting model; its test sets are InpaintingDataset (LaMa's evaluation folders), not ${plain!.type}`
+          : `${sets.find((x) => x.lama)!.key}: InpaintingDataset needs an inpainting model, but ${basename(weights)} is not one`,
+      );
+    }
+    try {
+      if (lamaMetrics.length) lamaEval = await LamaEvaluator.create(lamaMetrics.map((m) => m.lama!), { ...(weightsDir ? { weightsDir } : {}), session });
+    } catch (e) {
+      await Promise.all([restorer.release(), inception?.release(), ...[...lpips.values()].map((l) => l.release())]);
+      throw new UserError(`test: ${firstLine(e)}`);
+    }
 
     // Results folder, renamed aside if it exists (BasicSR's mkdir_and_rename).
     const resultsRoot = abs(join('results', name));
@@ -211,6 +255,10 @@ export const test: Command = {
         await log(`Testing ${set.name} (${set.type}, ${set.items.length} images)...`);
         const visDir = join(resultsRoot, 'visualization', set.name);
         if (saveImg) await mkdir(visDir, { recursive: true });
+        if (set.lama) {
+          report.datasets.push(await testInpainting(set.name, set.lama, { restorer, evaluator: lamaEval, scores: lamaMetrics.map((m) => m.lama!), seed, visDir: saveImg ? visDir : null, resultsRoot, stopper, log }));
+          continue;
+        }
         const rows: Record<string, number | string>[] = [];
         const feats: { sr: Float32Array[]; gt: Float32Array[] } = { sr: [], gt: [] };
         const t0 = performance.now();
@@ -267,7 +315,7 @@ export const test: Command = {
       console.log(`results: ${resultsRoot} (log ${basename(logFile)}, metrics.json${saveImg ? ', visualization/' : ''})`);
     } finally {
       stopper.dispose();
-      await Promise.all([restorer.release(), inception?.release(), ...[...lpips.values()].map((l) => l.release())]);
+      await Promise.all([restorer.release(), inception?.release(), lamaEval?.release(), ...[...lpips.values()].map((l) => l.release())]);
     }
   },
 };
@@ -276,4 +324,63 @@ function cropTopLeft(img: Image8, h: number, w: number): Image8 {
   const data = new Uint8Array(img.channels * h * w);
   for (let c = 0; c < img.channels; c++) for (let y = 0; y < h; y++) data.set(img.data.subarray((c * img.height + y) * img.width, (c * img.height + y) * img.width + w), (c * h + y) * w);
   return { channels: img.channels, height: h, width: w, data };
+}
+
+/**
+ * One InpaintingDataset set: LaMa's `predict.py` (mask > 0, prediction truncated to 8 bits,
+ * saved under the mask's name in the visualization folder) and `evaluate_predicts.py` on the
+ * predictions (`val.metrics` of types SSIMScore / LPIPSScore / FIDScore), its table written to
+ * `results/<name>/<dataset>_metrics.csv` and the log.
+ */
+async function testInpainting(
+  setName: string,
+  set: { root: string; samples: readonly LamaSample[] },
+  o: {
+    restorer: Restorer;
+    evaluator: LamaEvaluator | null;
+    scores: readonly LamaScore[];
+    seed: number;
+    visDir: string | null;
+    resultsRoot: string;
+    stopper: InterruptHandler;
+    log: (line: string) => Promise<void>;
+  },
+): Promise<Record<string, unknown>> {
+  const t0 = performance.now();
+  const rows: LamaImageResult[] = [];
+  for (const [i, s] of set.samples.entries()) {
+    if (o.stopper.signal.aborted) throw new UserError(`test: interrupted in ${setName} after ${i} of ${set.samples.length} images; results so far are in ${o.resultsRoot}`, o.stopper.exitCode);
+    try {
+      const img = await loadImage(join(set.root, s.image));
+      const mask = await readLamaMask(join(set.root, s.mask));
+      const out = await o.restorer.restore(img, { mask: holeTensor(mask), seed: o.seed, signal: o.stopper.signal });
+      const rgb = truncate8(out.rgb);
+      if (o.visDir) {
+        const file = join(o.visDir, s.prediction);
+        await mkdir(dirname(file), { recursive: true });
+        await saveImage(file, { rgb, alpha: null, gray: false, bitDepth: 8 }, { overwrite: true });
+      }
+      if (o.evaluator) rows.push(...(await o.evaluator.score([{ name: s.mask, area: maskArea(mask), prediction: toUint8(rgb), image: await readImage8(join(set.root, s.image)) }])));
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      throw new UserError(`test: ${setName}: ${s.mask}: ${firstLine(e)}`);
+    }
+    const last = rows.at(-1);
+    await o.log(`${setName} ${i + 1}/${set.samples.length} ${s.mask}${last?.ssim !== undefined ? ` ssim ${last.ssim.toFixed(4)}` : ''}${last?.lpips !== undefined ? ` lpips ${last.lpips.toFixed(4)}` : ''} (${((performance.now() - t0) / 1000 / (i + 1)).toFixed(1)} s/image)`);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  if (!o.evaluator) {
+    await o.log(`${setName}: ${set.samples.length} images inpainted${o.visDir ? ` into ${o.visDir}` : ''}`);
+    return { name: setName, type: 'InpaintingDataset', images: set.samples.map((s) => ({ name: s.mask })), seconds };
+  }
+  let groups;
+  try {
+    groups = lamaReport(rows, o.scores);
+  } catch (e) {
+    throw new UserError(`test: ${setName}: ${firstLine(e)}`);
+  }
+  const table = lamaTable(groups);
+  await writeFileAtomic(join(o.resultsRoot, `${setName}_metrics.csv`), new TextEncoder().encode(table), true);
+  await o.log(`Validation ${setName} (LaMa's evaluator, ${setName}_metrics.csv)\n${table.trimEnd()}`);
+  return { name: setName, type: 'InpaintingDataset', ...lamaJson(rows, groups, 10, (k) => ({ image: set.samples[k]!.image })), seconds };
 }

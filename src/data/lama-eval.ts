@@ -86,3 +86,15 @@ export function holeTensor(m: LamaMask): HostTensor<'float32'> {
   for (let i = 0; i < out.length; i++) out[i] = m.gray[i]! > 0 ? 1 : 0;
   return f32([1, 1, m.height, m.width], out);
 }
+
+/**
+ * What LaMa's `predict.py` saves of a prediction in [0,1]: `np.clip(x·255, 0, 255).astype(uint8)`
+ * (float32 product, truncated, not rounded), returned as float32 `k/255`, which 8-bit saving
+ * (rounding ×255) and BasicSR-style `tensor2img` quantisation keep as `k`.
+ */
+export function truncate8(t: HostTensor<'float32'>): HostTensor<'float32'> {
+  const d = t.data;
+  const out = new Float32Array(d.length);
+  for (let i = 0; i < d.length; i++) out[i] = Math.floor(Math.min(255, Math.max(0, Math.fround(d[i]! * 255)))) / 255;
+  return f32([...t.shape], out);
+}

@@ -7,7 +7,13 @@
  * with one image has no FID). {@link lamaTable} prints it as `evaluate_predicts.py` writes its
  * CSV (pandas, tab-separated, `%.4f`).
  */
+import type { SessionOptions } from '../runtime/session.js';
+import type { Image8 } from './color.js';
 import { fidStatistics, frechetDistance } from './frechet.js';
+import { FidInception, FID_DIM } from './inception.js';
+import { Lpips } from './lpips.js';
+import { lamaSsim } from './psnr-ssim.js';
+import { findMetricFile } from './weights.js';
 
 /** The scores of LaMa's evaluator, in its column order. */
 export const LAMA_SCORES = ['ssim', 'lpips', 'fid'] as const;
@@ -145,4 +151,80 @@ export function lamaTable(groups: readonly LamaGroup[]): string {
   const lines = [['', ...cols.map((c) => c[0])].join('\t'), ['', ...cols.map((c) => c[1])].join('\t')];
   for (const g of groups) lines.push([g.name, ...cols.map(([s, stat]) => fmt(g.scores[s]?.[stat]))].join('\t'));
   return `${lines.join('\n')}\n`;
+}
+
+/** One prediction to score with its image and mask area. */
+export interface LamaSampleImages {
+  readonly name: string;
+  readonly area: number;
+  readonly prediction: Image8;
+  readonly image: Image8;
+}
+
+/** LaMa's scores with their networks loaded: SSIMScore, LPIPSScore (vgg), FIDScore's features. */
+export class LamaEvaluator {
+  private constructor(
+    readonly scores: readonly LamaScore[],
+    private readonly lpips: Lpips | null,
+    private readonly inception: FidInception | null,
+  ) {}
+
+  /** Locates every weight file the scores need (`--weights-dir` first, see weights.ts), then loads them. */
+  static async create(scores: readonly LamaScore[], o: { weightsDir?: string; session?: SessionOptions; env?: NodeJS.ProcessEnv } = {}): Promise<LamaEvaluator> {
+    const find = (f: Parameters<typeof findMetricFile>[0]): string => findMetricFile(f, o.weightsDir, o.env ?? process.env);
+    const vgg = scores.includes('lpips') ? [find('vgg16'), find('lpips-vgg')] : null;
+    const inc = scores.includes('fid') ? find('inception') : null;
+    const s = o.session ?? {};
+    return new LamaEvaluator(scores, vgg ? Lpips.load('vgg', vgg[0]!, vgg[1]!, s) : null, inc ? await FidInception.load(inc, s) : null);
+  }
+
+  /** Per-sample results (LPIPS and Inception batched per image size). */
+  async score(items: readonly LamaSampleImages[]): Promise<LamaImageResult[]> {
+    for (const it of items) {
+      const { prediction: p, image: g } = it;
+      if (p.width !== g.width || p.height !== g.height) throw new Error(`${it.name}: the prediction is ${p.width}×${p.height} but the image is ${g.width}×${g.height}`);
+    }
+    const lp = new Array<number>(items.length);
+    if (this.lpips) {
+      const bySize = new Map<string, number[]>();
+      items.forEach((it, j) => {
+        const k = `${it.image.width}x${it.image.height}`;
+        bySize.set(k, [...(bySize.get(k) ?? []), j]);
+      });
+      for (const idx of bySize.values()) {
+        const d = await this.lpips.distances(idx.map((j) => items[j]!.prediction), idx.map((j) => items[j]!.image));
+        idx.forEach((j, k) => (lp[j] = d[k]!.value));
+      }
+    }
+    const fp = this.inception ? await this.inception.features(items.map((it) => it.prediction)) : null;
+    const fi = this.inception ? await this.inception.features(items.map((it) => it.image)) : null;
+    return items.map((it, j) => ({
+      name: it.name,
+      area: it.area,
+      ...(this.scores.includes('ssim') ? { ssim: lamaSsim(it.prediction, it.image) } : {}),
+      ...(this.lpips ? { lpips: lp[j]! } : {}),
+      ...(fp && fi ? { features: { prediction: fp.slice(j * FID_DIM, (j + 1) * FID_DIM), image: fi.slice(j * FID_DIM, (j + 1) * FID_DIM) } } : {}),
+    }));
+  }
+
+  /** Releases the ORT sessions. */
+  async release(): Promise<void> {
+    await Promise.all([this.lpips?.release(), this.inception?.release()]);
+  }
+}
+
+/** The `--json` / metrics.json form of a report: per-image values with their bin, and the groups. */
+export function lamaJson(rows: readonly LamaImageResult[], groups: readonly LamaGroup[], bins: number, extra: (i: number) => Record<string, string> = () => ({})): { images: Record<string, unknown>[]; groups: Record<string, unknown> } {
+  const names = binNames(bins);
+  return {
+    images: rows.map((r, i) => ({
+      name: r.name,
+      ...extra(i),
+      area: r.area,
+      bin: names[binOf(r.area, bins)],
+      ...(r.ssim !== undefined ? { ssim: r.ssim } : {}),
+      ...(r.lpips !== undefined ? { lpips: r.lpips } : {}),
+    })),
+    groups: Object.fromEntries(groups.map((g) => [g.name, { count: g.count, ...g.scores }])),
+  };
 }

@@ -214,10 +214,21 @@ export const OPTIONS_SCHEMA: Schema = s.obj({
   dist_params: s.obj({ backend: s.str(), port: s.int(0) }),
 });
 
-/** The schema of a test option file (`diffir test`, BasicSR's test.py): the same keys, with `test_<n>` dataset phases. */
+/**
+ * The schema of a test option file (`diffir test`, BasicSR's test.py): the same keys, with
+ * `test_<n>` dataset phases, and ours: `img_suffix` of LaMa's InpaintingDataset and `net`
+ * (alex|vgg) of a calculate_lpips metric.
+ */
 export const TEST_OPTIONS_SCHEMA: Schema = (() => {
-  const o = OPTIONS_SCHEMA as Extract<Schema, { t: 'obj' }>;
-  return s.obj({ ...o.fields, datasets: s.dict(DATASET, /^(val|test)(_.*)?$/, "test dataset phases are 'test_<n>', 'val' and 'val_<n>'") });
+  type Obj = Extract<Schema, { t: 'obj' }>;
+  const o = OPTIONS_SCHEMA as Obj;
+  const val = o.fields.val as Obj;
+  const metric = (val.fields.metrics as Extract<Schema, { t: 'dict' }>).of as Obj;
+  return s.obj({
+    ...o.fields,
+    datasets: s.dict(s.obj({ ...(DATASET as Obj).fields, img_suffix: s.str() }), /^(val|test)(_.*)?$/, "test dataset phases are 'test_<n>', 'val' and 'val_<n>'"),
+    val: s.obj({ ...val.fields, metrics: s.dict(s.obj({ ...metric.fields, net: s.oneOf('alex', 'vgg') })) }),
+  });
 })();
 
 // ------------------------------------------------------------------------------ reading

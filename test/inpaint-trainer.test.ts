@@ -1,8 +1,10 @@
 /**
  * The inpainting trainer: the official DiffIR-inpainting configs (defaults: form, committed under
  * options/DiffIR-inpainting) compose to the structure the official trainer saves (the fixture's
- * composed configs) and read to the official values; clear errors; and a tiny training run that is
- * interrupted and resumed bit for bit, with checkpoints in both layouts and a report.
+ * composed configs) and read to the official values; clear errors; a tiny stage-1 run that is
+ * interrupted and resumed bit for bit, with checkpoints in both layouts and a report; a stage-2 run
+ * started from that run's checkpoint (teacher and student, as the official configs do), resumed bit
+ * for bit; and each official place2/celeba S1/S2 config training an iteration.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -2,13 +2,13 @@
  * Evaluates the built-in default model on held-out photos for the three kinds of input it is
  * meant for (src/data/eval-pairs.ts): clean bicubic ×1/4, mild (blur 0.8, ×1/4, JPEG 80) and
  * heavy (Real-ESRGAN second order). Prints mean PSNR-Y (crop 4, as BasicSR) of MATLAB bicubic,
- * the previous default model (`--old`), the current one and optionally UpscalerJS esrgan-thick
+ * previous default models (`--old`, comma-separated, labelled by file name), the current one and optionally UpscalerJS esrgan-thick
  * (`--upscalerjs <folder>`: a folder where `npm install @upscalerjs/esrgan-thick @tensorflow/tfjs
  * @tensorflow/tfjs-backend-wasm` was run; not a dependency of this project), the margins over
  * bicubic against the goals, and the whole-process time of `diffir restore` at 64→256 and
  * 256→1024 (median of `--runs`).
  *
- *   node dist/bench/default-model.js [--photos dir-or-file,...] [--crops 2] [--old v1.safetensors]
+ *   node dist/bench/default-model.js [--photos dir-or-file,...] [--crops 2] [--old v1.safetensors,v2.safetensors]
  *     [--weights W] [--upscalerjs DIR] [--picture out.jpg] [--picture-of chelsea] [--runs 3] [--no-timing]
  *
  * The photos default to ../shared/data/images (never trained on); add the held-out share of the
@@ -17,7 +17,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
@@ -143,7 +143,7 @@ const photoArgs = flag('photos', resolve(root, '../shared/data/images')).split('
 const photos = photoArgs.flatMap((p) => (statSync(p).isDirectory() ? readdirSync(p).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().map((f) => join(p, f)) : [p]));
 const crops = Number(flag('crops', '2'));
 const weights = flag('weights', DEFAULT_MODEL_PATH);
-const old = flag('old', '');
+const olds = flag('old', '').split(',').filter(Boolean);
 const upDir = flag('upscalerjs', '');
 const picture = flag('picture', '');
 /** Photo (stem) whose first crop the picture shows, one row per kind of input. */
@@ -153,7 +153,7 @@ const timing = !process.argv.includes('--no-timing');
 
 const pairs = await evalPairs(photos, { crops, size: 256 });
 const methods: { name: string; run: Upscale; release?: () => Promise<void> }[] = [{ name: 'bicubic (MATLAB imresize)', run: (lq) => imresize(lq, 4) }];
-if (old) methods.push({ name: 'old default model (v1)', ...(await diffir(old)) });
+for (const o of olds) methods.push({ name: `old default model (${basename(o)})`, ...(await diffir(o)) });
 const current = await diffir(weights);
 methods.push({ name: 'DiffIR default model', ...current });
 if (upDir) methods.push({ name: 'UpscalerJS esrgan-thick', run: await upscalerjs(upDir) });

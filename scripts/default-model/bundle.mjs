@@ -1,6 +1,6 @@
 // Turns the final stage-2 checkpoint of the default-model recipe into the bundled weights:
 // the model's parameters (params_ema, strictly checked) as safetensors with a description.
-//   node scripts/default-model/bundle.mjs <work>/experiments/default_S2_x4/models/net_g_latest.pth
+//   node scripts/default-model/bundle.mjs <work>/experiments/default_S2b_x4/models/net_g_<iter>.pth
 import { loadCheckpoint } from '../../dist/src/models/checkpoint.js';
 import { describeConfig } from '../../dist/src/models/config.js';
 import { writeSafetensors } from '../../dist/src/weights/safetensors.js';
@@ -16,8 +16,8 @@ mkdirSync(dirname(DEFAULT_MODEL_PATH), { recursive: true });
 writeSafetensors(DEFAULT_MODEL_PATH, ck.weights, {
   model: 'DiffIRS2',
   config: describeConfig(ck.config),
-  version: '2',
-  recipe: 'scripts/default-model/prepare.sh then train.sh: options/default/train_default_S1_x4.yml (warm-started from v1) then train_default_S2_x4.yml, degradation mix of clean bicubic, mild and Real-ESRGAN',
+  version: '3',
+  recipe: 'scripts/default-model/prepare.sh then train.sh: options/default/train_default_S1_x4.yml (warm-started from v1), train_default_S2_x4.yml, then train_default_S2b_x4.yml (stage 2 continued), degradation mix of clean bicubic, mild and Real-ESRGAN',
   license: 'trained on photographs from Debian packages plasma-workspace-wallpapers, mate-backgrounds (GPL-2+), lomiri-wallpapers-16.04/-20.04 (CC-BY/CC-BY-SA/CC0), python3-skimage (CC0/public domain), python3-scipy (public domain); see scripts/default-model/photos.sh',
 });
 console.log(`wrote ${DEFAULT_MODEL_PATH}: ${ck.parameterCount.toLocaleString('en-US')} parameters, ${describeConfig(ck.config)}`);

@@ -6,9 +6,8 @@
  */
 import { deflate } from '#host';
 
-const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-
 import { crc32 } from '../fs/crc32.js';
+import { PNG_SIGNATURE, isPng } from './structure.js';
 
 export { crc32 };
 
@@ -36,7 +35,7 @@ export interface PngChunkView {
 
 /** Splits a PNG into its chunks; throws if it is not a well-formed PNG. */
 export function readPngChunks(png: Uint8Array): PngChunkView[] {
-  if (png.length < 8 || PNG_SIGNATURE.some((b, i) => png[i] !== b)) throw new Error('not a PNG (bad signature)');
+  if (!isPng(png)) throw new Error('not a PNG (bad signature)');
   const dv = new DataView(png.buffer, png.byteOffset, png.byteLength);
   const chunks: PngChunkView[] = [];
   let p = 8;

@@ -5,9 +5,9 @@
  */
 import { deflate } from '#host';
 import { pngChunk } from './metadata.js';
+import { PNG_SIGNATURE } from './structure.js';
 import type { Packed } from './pixels.js';
 
-const SIGNATURE = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const COLOUR_TYPE = { 1: 0, 2: 4, 3: 2, 4: 6 } as const;
 
 /** Encodes interleaved samples (`Uint16Array` = 16-bit) as a PNG file. */
@@ -34,7 +34,7 @@ export function encodePng(p: Packed, width: number, height: number): Uint8Array 
   dv.setUint32(4, height);
   ihdr[8] = depth;
   ihdr[9] = COLOUR_TYPE[p.channels];
-  const chunks = [SIGNATURE, pngChunk('IHDR', ihdr), pngChunk('IDAT', deflate(raw)), pngChunk('IEND', new Uint8Array(0))];
+  const chunks = [Uint8Array.from(PNG_SIGNATURE), pngChunk('IHDR', ihdr), pngChunk('IDAT', deflate(raw)), pngChunk('IEND', new Uint8Array(0))];
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let o = 0;
   for (const c of chunks) {

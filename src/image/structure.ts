@@ -23,7 +23,8 @@ export interface DeclaredSize {
  */
 export const DEFLATE_MAX_RATIO = 1032;
 
-const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+/** The eight bytes every PNG starts with. */
+export const PNG_SIGNATURE: readonly number[] = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 // Channels per PNG colour type (0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA).
 const PNG_CHANNELS: Readonly<Record<number, number>> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 
@@ -35,7 +36,8 @@ function be32(b: Uint8Array, p: number): number {
   return ((b[p]! << 24) >>> 0) + (b[p + 1]! << 16) + (b[p + 2]! << 8) + b[p + 3]!;
 }
 
-function isPng(b: Uint8Array): boolean {
+/** Whether the bytes start with the PNG signature. */
+export function isPng(b: Uint8Array): boolean {
   return b.length >= 8 && PNG_SIGNATURE.every((v, i) => b[i] === v);
 }
 

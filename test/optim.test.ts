@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Adam } from '../src/train/adam.js';
 import { Ema } from '../src/train/ema.js';
+import { FLAT_CHUNK, FlatKernel } from '../src/train/flat-kernel.js';
+import * as op from '../src/graph/ops.js';
 import { ParamLayout } from '../src/train/params.js';
 import { randn } from './helpers/gradcheck.js';
 
@@ -39,6 +41,39 @@ test('Adam matches PyTorch semantics (L2 and decoupled weight decay)', async () 
     assert.equal(adam.step, 5);
     await adam.release();
   }
+});
+
+test('Adam updates in place over several chunks, the last one partial', async () => {
+  const n = FLAT_CHUNK + 1234;
+  const p0 = randn([n + 10], 6).data;
+  const grads = [0, 1, 2].map((s) => randn([n], 20 + s).data);
+  const adam = await Adam.create(n, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.01 }, { threads: 1 });
+  const buf = Float32Array.from(p0);
+  const p = buf.subarray(5, 5 + n);
+  for (const g of grads) assert.equal(await adam.update(p, g), p, 'update returns the buffer it was given');
+  const ref = refAdam(Float64Array.from(p0.subarray(5, 5 + n)), grads.map((g) => Float64Array.from(g)), 1e-3, 0.9, 0.999, 1e-8, 0.01, false);
+  let maxErr = 0;
+  for (let i = 0; i < n; i++) maxErr = Math.max(maxErr, Math.abs(p[i]! - ref[i]!));
+  assert.ok(maxErr < 1e-6, `max error ${maxErr}`);
+  for (const i of [0, 1, 2, 3, 4, n + 5, n + 9]) assert.equal(buf[i], p0[i], `value ${i} outside the view is untouched`);
+  await adam.release();
+});
+
+test('a flat kernel whose outputs alias its inputs gives the out-of-place result, chunk by chunk', async () => {
+  const n = 30;
+  const x0 = randn([n], 7).data;
+  const y0 = randn([n], 8).data;
+  // Both outputs read x; x_out overwrites x and y_out overwrites y, 7 elements at a time.
+  const k = await FlatKernel.create(n, ['x', 'y'], ['s'], (_g, f, s) => ({ x_out: op.add(op.mul(f.x!, s.s!), f.y!), y_out: op.sub(f.y!, f.x!) }), { threads: 1 }, 7);
+  const x = Float32Array.from(x0);
+  const y = Float32Array.from(y0);
+  await k.run({ x, y }, { s: 3 }, { x_out: x, y_out: y });
+  for (let i = 0; i < n; i++) {
+    assert.ok(Math.abs(x[i]! - (3 * x0[i]! + y0[i]!)) < 1e-6, `x_out[${i}]`);
+    assert.ok(Math.abs(y[i]! - (y0[i]! - x0[i]!)) < 1e-6, `y_out[${i}]`);
+  }
+  await assert.rejects(k.run({ x: new Float32Array(3), y }, { s: 1 }, { x_out: x, y_out: y }), /kernel input 'x' has 3 values, expected 30/);
+  await k.release();
 });
 
 test('Adam minimises a quadratic', async () => {

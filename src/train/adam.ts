@@ -33,7 +33,7 @@ export interface AdamState {
   v: Float32Array;
 }
 
-/** Adam over flat buffers; parameters are updated into a second buffer and swapped. */
+/** Adam over flat buffers, updated in place (the kernel runs in chunks; no spare copies). */
 export class Adam {
   /** Current learning rate (schedulers set it before each step). */
   lr: number;
@@ -43,7 +43,6 @@ export class Adam {
   readonly decoupled: boolean;
   readonly gradScale: boolean;
   private state: AdamState;
-  private spare: { p: Float32Array; m: Float32Array; v: Float32Array };
 
   private constructor(private readonly kernel: FlatKernel, o: AdamOptions, n: number) {
     this.lr = o.lr;
@@ -53,7 +52,6 @@ export class Adam {
     this.decoupled = o.decoupled ?? false;
     this.gradScale = o.gradScale ?? false;
     this.state = { step: 0, m: new Float32Array(n), v: new Float32Array(n) };
-    this.spare = { p: new Float32Array(n), m: new Float32Array(n), v: new Float32Array(n) };
   }
 
   /** Compiles the update for `length` parameters. */
@@ -83,31 +81,24 @@ export class Adam {
   }
 
   /**
-   * Applies one update; returns the buffer holding the new parameters (the old one becomes
-   * spare). `gradScale` multiplies the gradient first (needs the `gradScale` option).
+   * Applies one update to `params` in place and returns it (the same buffer).
+   * `gradScale` multiplies the gradient first (needs the `gradScale` option).
    */
   async update(params: Float32Array, grads: Float32Array, gradScale = 1): Promise<Float32Array> {
     if (gradScale !== 1 && !this.gradScale) throw new Error('Adam: a gradient scale needs the gradScale option');
     const t = this.state.step + 1;
     const [b1, b2] = this.betas;
-    const out = this.spare;
+    const { m, v } = this.state;
     const scalars: Record<string, number> = { step_size: this.lr / (1 - b1 ** t), inv_sqrt_bc2: 1 / Math.sqrt(1 - b2 ** t), decay: 1 - this.lr * this.weightDecay };
     if (this.gradScale) scalars.grad_scale = gradScale;
-    await this.kernel.run({ p: params, g: grads, m: this.state.m, v: this.state.v }, scalars, { p_out: out.p, m_out: out.m, v_out: out.v });
-    this.spare = { p: params, m: this.state.m, v: this.state.v };
-    this.state = { step: t, m: out.m, v: out.v };
-    return out.p;
+    await this.kernel.run({ p: params, g: grads, m, v }, scalars, { p_out: params, m_out: m, v_out: v });
+    this.state = { step: t, m, v };
+    return params;
   }
 
-  /**
-   * Updates `params` in place (through the spare buffer and one copy), for parameters that
-   * live inside a larger buffer.
-   */
+  /** Updates `params` in place (e.g. parameters that live inside a larger buffer); the same as `update`. */
   async updateInPlace(params: Float32Array, grads: Float32Array, gradScale = 1): Promise<void> {
-    const out = await this.update(params, grads, gradScale);
-    params.set(out);
-    // `params` is the spare now; keep the buffer we own instead so that input and output never alias.
-    this.spare.p = out;
+    await this.update(params, grads, gradScale);
   }
 
   /** The optimizer state (shares buffers; copy before mutating). */

@@ -8,10 +8,7 @@ import type { SessionOptions } from '../runtime/session.js';
 
 /** EMA of a flat parameter buffer. */
 export class Ema {
-  private spare: Float32Array;
-  private constructor(private readonly kernel: FlatKernel, public weights: Float32Array, readonly decay: number) {
-    this.spare = new Float32Array(weights.length);
-  }
+  private constructor(private readonly kernel: FlatKernel, public weights: Float32Array, readonly decay: number) {}
 
   /** Starts the average at a copy of `params`. */
   static async create(params: Float32Array, decay = 0.999, session: SessionOptions = {}): Promise<Ema> {
@@ -22,10 +19,9 @@ export class Ema {
     return new Ema(kernel, Float32Array.from(params), decay);
   }
 
-  /** Folds the current parameters into the average. */
+  /** Folds the current parameters into the average (in place: `weights` keeps its buffer). */
   async update(params: Float32Array, decay = this.decay): Promise<void> {
-    await this.kernel.run({ ema: this.weights, p: params }, { decay }, { ema_out: this.spare });
-    [this.weights, this.spare] = [this.spare, this.weights];
+    await this.kernel.run({ ema: this.weights, p: params }, { decay }, { ema_out: this.weights });
   }
 
   /** Frees the compiled kernel. */

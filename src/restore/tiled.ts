@@ -17,6 +17,7 @@ import * as op from '../graph/ops.js';
 import { toOnnx } from '../graph/onnx.js';
 import { conv2d } from '../nn/conv.js';
 import { IPR_DIM } from '../nn/ipr.js';
+import { cropBorder } from '../nn/tile.js';
 import { blockApply, blockStats } from '../nn/transformer.js';
 import type { DiffIRConfig } from '../models/config.js';
 import { type DIRformerStep, PROGRAM_INPUT, PROGRAM_OUTPUT, dirformerProgram } from '../models/dirformer.js';
@@ -104,8 +105,70 @@ function writeTile(m: FeatureMap, y0: number, x0: number, th: number, tw: number
   }
 }
 
+/**
+ * A feature map kept as the windows of one tile grid: for each tile (row-major over ys, xs)
+ * the tile plus a halo of `halo`, zero outside the map (what {@link readTile} returns). The
+ * two passes of the blocks that use this grid take their input tiles from here without a
+ * copy, and a block writes its output tiles straight into the windows of the next block.
+ */
+interface TileWindows {
+  readonly c: number;
+  readonly th: number;
+  readonly tw: number;
+  readonly ys: readonly number[];
+  readonly xs: readonly number[];
+  readonly halo: number;
+  readonly data: Float32Array[];
+}
+
+type HostMap = FeatureMap | TileWindows;
+
+const isWindows = (m: HostMap): m is TileWindows => 'halo' in m;
+
+/** Copies `rows` rows of `cols` floats from `src` (row stride ss) at `si` to `dst` (row stride ds) at `di`, for each of `n` planes. */
+function copyPlanes(src: Float32Array, sPlane: number, ss: number, si: number, dst: Float32Array, dPlane: number, ds: number, di: number, n: number, rows: number, cols: number): void {
+  for (let c = 0; c < n; c++) {
+    for (let y = 0; y < rows; y++) {
+      const a = c * sPlane + y * ss + si;
+      dst.set(src.subarray(a, a + cols), c * dPlane + y * ds + di);
+    }
+  }
+}
+
+/** Writes the (c, th, tw) output tile at (y0, x0) into every window of `st` that it overlaps. */
+function scatterTile(st: TileWindows, y0: number, x0: number, tile: Float32Array): void {
+  const { th, tw, halo } = st;
+  const [H, W] = [th + 2 * halo, tw + 2 * halo];
+  st.ys.forEach((wy, yi) => {
+    const ya = Math.max(y0, wy - halo);
+    const yb = Math.min(y0 + th, wy + th + halo);
+    if (ya >= yb) return;
+    st.xs.forEach((wx, xi) => {
+      const xa = Math.max(x0, wx - halo);
+      const xb = Math.min(x0 + tw, wx + tw + halo);
+      if (xa >= xb) return;
+      const dst = st.data[yi * st.xs.length + xi]!;
+      copyPlanes(tile, th * tw, tw, (ya - y0) * tw + (xa - x0), dst, H * W, W, (ya - wy + halo) * W + (xa - wx + halo), st.c, yb - ya, xb - xa);
+    });
+  });
+}
+
+/** Whether two tile grids are the same. */
+function sameGrid(a: Grid, b: Grid): boolean {
+  const eq = (u: readonly number[], v: readonly number[]) => u.length === v.length && u.every((x, i) => x === v[i]);
+  return a.th === b.th && a.tw === b.tw && eq(a.ys, b.ys) && eq(a.xs, b.xs);
+}
+
+/** Tile side per axis and tile starts of a step. */
+interface Grid {
+  readonly th: number;
+  readonly tw: number;
+  readonly ys: readonly number[];
+  readonly xs: readonly number[];
+}
+
 /** 1 where the window of {@link readTile} lies inside the map, else 0. */
-function insideMask(m: FeatureMap, y0: number, x0: number, th: number, tw: number, halo: number): Float32Array {
+function insideMask(m: { h: number; w: number }, y0: number, x0: number, th: number, tw: number, halo: number): Float32Array {
   const H = th + 2 * halo;
   const W = tw + 2 * halo;
   const out = new Float32Array(H * W);
@@ -201,88 +264,86 @@ export class TiledDIRformer {
   /** Runs DIRformer on the padded network input `input` (C, H, W) with IPR `z`. */
   async run(input: FeatureMap, z: Float32Array, r: TiledRunOptions = {}): Promise<FeatureMap> {
     if (z.length !== IPR_DIM) throw new Error(`IPR must have ${IPR_DIM} values, got ${z.length}`);
-    const maps = new Map<string, FeatureMap>([[PROGRAM_INPUT, input]]);
+    const maps = new Map<string, HostMap>([[PROGRAM_INPUT, input]]);
     const total = this.runCount(input.h, input.w);
     let done = 0;
     const tick = () => {
       done++;
       r.onProgress?.({ done, total });
     };
+    const check = () => {
+      if (r.signal?.aborted) throw r.signal.reason instanceof Error ? r.signal.reason : new Error('cancelled');
+    };
     const zT = f32([1, IPR_DIM], z);
+    const grids = this.steps.map((_, i) => this.grid(i, input.h, input.w));
     for (let i = 0; i < this.steps.length; i++) {
       const s = this.steps[i]!;
-      const ins = stepInputs(s).map((n) => maps.get(n)!);
       const f = this.scales.get(s.output)!;
       const H = input.h * f;
       const W = input.w * f;
-      const { th, tw, ys, xs } = this.grid(i, input.h, input.w);
-      const check = () => {
-        if (r.signal?.aborted) throw r.signal.reason instanceof Error ? r.signal.reason : new Error('cancelled');
-      };
+      const { th, tw, ys, xs } = grids[i]!;
       if (s.kind === 'block') {
         const C = s.opts.dim;
         const ch = C / s.opts.heads;
+        // The input as windows of this grid with a 2-pixel halo (both passes read them).
+        const src = maps.get(s.input)!;
+        const win = isWindows(src) ? src : this.windows(src, grids[i]!, 2);
+        const n = ys.length * xs.length;
+        const masks = Array.from({ length: n }, (_, k) => f32([1, 1, th + 4, tw + 4], insideMask({ h: H, w: W }, ys[Math.floor(k / xs.length)]!, xs[k % xs.length]!, th, tw, 2)));
+        const xT = (k: number) => f32([1, C, th + 4, tw + 4], win.data[k]!);
         const S = new Float64Array(s.opts.heads * ch * ch);
         const nq = new Float64Array(C);
         const nk = new Float64Array(C);
         const statsS = await this.session(`${i}:A:${th}x${tw}`, () => this.statsGraph(s, th, tw));
-        const xa = new Float32Array(C * (th + 2) * (tw + 2));
         for (let yi = 0; yi < ys.length; yi++) {
           for (let xi = 0; xi < xs.length; xi++) {
             check();
-            const [y0, x0] = [ys[yi]!, xs[xi]!];
             const own = new Float32Array(th * tw);
-            const oy = ownedFrom(ys, yi, th) - y0;
-            const ox = ownedFrom(xs, xi, tw) - x0;
+            const oy = ownedFrom(ys, yi, th) - ys[yi]!;
+            const ox = ownedFrom(xs, xi, tw) - xs[xi]!;
             for (let y = oy; y < th; y++) own.fill(1, y * tw + ox, (y + 1) * tw);
-            const res = await statsS.run({
-              x: f32([1, C, th + 2, tw + 2], readTile(ins[0]!, y0, x0, th, tw, 1, xa)),
-              mask: f32([1, 1, th + 2, tw + 2], insideMask(ins[0]!, y0, x0, th, tw, 1)),
-              own: f32([1, 1, th, tw], own),
-              z: zT,
-            });
-            const add = (acc: Float64Array, v: HostTensor) => (v.data as Float32Array).forEach((x, k) => (acc[k]! += x));
+            const k = yi * xs.length + xi;
+            const res = await statsS.run({ x: xT(k), mask: masks[k]!, own: f32([1, 1, th, tw], own), z: zT });
+            const add = (acc: Float64Array, v: HostTensor) => (v.data as Float32Array).forEach((x, j) => (acc[j]! += x));
             add(S, res.S!);
             add(nq, res.nq!);
             add(nk, res.nk!);
             tick();
           }
         }
-        const out: FeatureMap = { c: C, h: H, w: W, data: new Float32Array(C * H * W) };
+        // Written as windows when every consumer is a block on the same grid, else as a map.
+        const consumers = this.steps.flatMap((t, j) => (j > i && stepInputs(t).includes(s.output) ? [j] : []));
+        const asWindows = consumers.length > 0 && consumers.every((j) => this.steps[j]!.kind === 'block' && sameGrid(grids[j]!, grids[i]!));
+        const out: HostMap = asWindows ? this.windows(null, grids[i]!, 2, C) : { c: C, h: H, w: W, data: new Float32Array(C * H * W) };
         const apply = await this.session(`${i}:B:${th}x${tw}`, () => this.applyGraph(s, th, tw));
-        const xb = new Float32Array(C * (th + 4) * (tw + 4));
         const yb = f32([1, C, th, tw], new Float32Array(C * th * tw));
         const sums = {
           S: f32([1, s.opts.heads, ch, ch], Float32Array.from(S)),
           nq: f32([1, s.opts.heads, ch, 1], Float32Array.from(nq)),
           nk: f32([1, s.opts.heads, ch, 1], Float32Array.from(nk)),
         };
-        for (const y0 of ys) {
-          for (const x0 of xs) {
+        for (let yi = 0; yi < ys.length; yi++) {
+          for (let xi = 0; xi < xs.length; xi++) {
             check();
-            await apply.run(
-              {
-                x: f32([1, C, th + 4, tw + 4], readTile(ins[0]!, y0, x0, th, tw, 2, xb)),
-                mask: f32([1, 1, th + 4, tw + 4], insideMask(ins[0]!, y0, x0, th, tw, 2)),
-                z: zT,
-                ...sums,
-              },
-              undefined,
-              { y: yb },
-            );
-            writeTile(out, y0, x0, th, tw, yb.data as Float32Array);
+            const k = yi * xs.length + xi;
+            await apply.run({ x: xT(k), mask: masks[k]!, z: zT, ...sums }, undefined, { y: yb });
+            if (isWindows(out)) scatterTile(out, ys[yi]!, xs[xi]!, yb.data as Float32Array);
+            else writeTile(out, ys[yi]!, xs[xi]!, th, tw, yb.data as Float32Array);
             tick();
           }
         }
+        if (win !== src) this.recycle(win);
         maps.set(s.output, out);
       } else {
-        const local = await this.session(`${i}:L:${th}x${tw}`, () => this.localGraph(s, ins, th, tw));
+        const ins = stepInputs(s).map((n) => maps.get(n)!);
+        if (ins.some(isWindows)) throw new Error(`tiled DIRformer: step ${s.output} reads tile windows`);
+        const local = await this.session(`${i}:L:${th}x${tw}`, () => this.localGraph(s, ins as FeatureMap[], th, tw));
         let out: FeatureMap | null = null;
         for (const y0 of ys) {
           for (const x0 of xs) {
             check();
             const feeds: Record<string, HostTensor> = {};
-            ins.forEach((m, k) => {
+            (ins as FeatureMap[]).forEach((m, k) => {
               const { g, halo } = this.inputWindow(s, k);
               const [iy, ix, ih, iw] = [y0 * g, x0 * g, th * g, tw * g];
               feeds[`in${k}`] = f32([1, m.c, ih + 2 * halo, iw + 2 * halo], readTile(m, iy, ix, ih, iw, halo));
@@ -295,17 +356,49 @@ export class TiledDIRformer {
         }
         maps.set(s.output, out!);
       }
-      for (const name of stepInputs(s)) if (this.lastUse.get(name) === i && name !== PROGRAM_INPUT) maps.delete(name);
+      for (const name of stepInputs(s)) {
+        if (this.lastUse.get(name) !== i || name === PROGRAM_INPUT) continue;
+        const m = maps.get(name)!;
+        if (isWindows(m)) this.recycle(m);
+        maps.delete(name);
+      }
       await this.release();
     }
-    return maps.get(PROGRAM_OUTPUT)!;
+    this.pool.clear();
+    return maps.get(PROGRAM_OUTPUT) as FeatureMap;
+  }
+
+  /** Window arrays of finished maps by grid, for the next windows of the same grid (their out-of-map zeros are where the new ones need them). */
+  private readonly pool = new Map<string, Float32Array[][]>();
+
+  private static poolKey(g: Grid, c: number, halo: number): string {
+    return `${c}:${halo}:${g.th}x${g.tw}:${g.ys.join(',')}:${g.xs.join(',')}`;
+  }
+
+  /** Windows of grid `g` with `halo`: read from map `m`, or (m null) left to be written by a block, with `c` channels. */
+  private windows(m: FeatureMap | null, g: Grid, halo: number, c = m?.c ?? 0): TileWindows {
+    const reuse = m ? undefined : this.pool.get(TiledDIRformer.poolKey(g, c, halo))?.pop();
+    const size = c * (g.th + 2 * halo) * (g.tw + 2 * halo);
+    const data = g.ys.flatMap((y0, yi) => g.xs.map((x0, xi) => {
+      const k = yi * g.xs.length + xi;
+      return m ? readTile(m, y0, x0, g.th, g.tw, halo) : (reuse?.[k] ?? new Float32Array(size));
+    }));
+    return { c, th: g.th, tw: g.tw, ys: g.ys, xs: g.xs, halo, data };
+  }
+
+  private recycle(w: TileWindows): void {
+    const key = TiledDIRformer.poolKey(w, w.c, w.halo);
+    const list = this.pool.get(key) ?? [];
+    list.push(w.data);
+    this.pool.set(key, list);
   }
 
   private statsGraph(s: Extract<DIRformerStep, { kind: 'block' }>, th: number, tw: number): Graph {
     const g = new Graph(`${s.prefix}:stats`);
     const C = s.opts.dim;
-    const x = g.input('x', [1, C, th + 2, tw + 2]);
-    const mask = g.input('mask', [1, 1, th + 2, tw + 2]);
+    // The same 2-pixel-halo window as pass B; the stats need a halo of 1.
+    const x = cropBorder(g.input('x', [1, C, th + 4, tw + 4]), 1);
+    const mask = cropBorder(g.input('mask', [1, 1, th + 4, tw + 4]), 1);
     const own = g.input('own', [1, 1, th, tw]);
     const z = g.input('z', [1, IPR_DIM]);
     const r = blockStats(g, s.prefix, x, z, s.opts, { mask }, own);
@@ -373,6 +466,7 @@ export class TiledDIRformer {
 
   /** Releases the sessions still open (after a failed or cancelled run). */
   async release(): Promise<void> {
+    this.pool.clear();
     const all = [...this.sessions.values()];
     this.sessions.clear();
     await Promise.all(all.map((p) => p.then((s) => s.release(), () => undefined)));

@@ -17,11 +17,19 @@
  *
  *   npm run build && node dist/bench/train.js [--steps 10] [--warmup 3] [--threads 2] [--batch 1,4]
  *        [--only deblur|realsr|realsr-s2|gan|inpaint1|inpaint2] [--low-memory]
+ *        [--pytorch <python with torch> --official <clone of github.com/Zj-BinXia/DiffIR>]
  *
  * Each configuration runs in its own process so that its peak RSS is its own. Reported: median
  * and min–max s/step over the timed steps (after the warm-up steps, which include session
- * creation, as PyTorch's first steps do), and the process's peak RSS. PyTorch's figures are the
- * ones measured on this machine kind and quoted in issue 13 (it is not installed here).
+ * creation, as PyTorch's first steps do), and the process's peak RSS.
+ *
+ * With `--pytorch` and `--official`, each configuration that has an official counterpart (all but
+ * inpainting) is followed, in the same window, by `bench/pytorch/train_step.py` in its own Python
+ * process: the official networks imported from that clone, the same iteration, batch, threads,
+ * warm-up and timed steps, on CPU. The table then gives PyTorch's median s/step and peak RSS and
+ * the ratios ours / PyTorch (median time, peak memory). The stage-2 and GAN cases need numpy in
+ * that Python (the official DDPM's noise schedule). Without the options those columns read
+ * "not measured".
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -47,6 +55,8 @@ const threads = Number(flag('threads', '2'));
 const only = flag('only', '');
 const batches = flag('batch', '1,4').split(',').map(Number);
 const lowMemory = process.argv.includes('--low-memory');
+const pytorch = flag('pytorch', '');
+const official = flag('official', '');
 
 interface Case {
   readonly key: string;
@@ -59,8 +69,8 @@ interface Case {
   readonly stage: 1 | 2 | 'gan' | 'inpaint';
   /** For 'inpaint': which inpainting stage. */
   readonly inpaintStage?: 1 | 2;
-  /** The official PyTorch 2.13 CPU code on this machine kind, warm, batch 1 (issue 13): s/step and peak GB. */
-  readonly pytorch?: { readonly s: number; readonly gb: number };
+  /** Whether bench/pytorch/train_step.py has this case (`--case <key>`). */
+  readonly pytorch: boolean;
 }
 
 const S2_EXTRA = 'n_denoise_res: 1, linear_start: 0.1, linear_end: 0.99, timesteps: 4';
@@ -68,9 +78,9 @@ const S2_EXTRA = 'n_denoise_res: 1, linear_start: 0.1, linear_end: 0.99, timeste
 const CASES: Case[] = [
   {
     key: 'deblur',
+    pytorch: true,
     label: 'deblur-gopro stage 1, 128×128',
     stage: 1,
-    pytorch: { s: 2.25, gb: 4.2 },
     gt: 128,
     scale: 1,
     type: 'DeblurPairedDataset',
@@ -78,6 +88,7 @@ const CASES: Case[] = [
   },
   {
     key: 'realsr',
+    pytorch: true,
     label: 'realsr-x4 stage 1, LQ 64×64',
     stage: 1,
     gt: 256,
@@ -87,6 +98,7 @@ const CASES: Case[] = [
   },
   {
     key: 'realsr-s2',
+    pytorch: true,
     label: 'realsr-x4 stage 2 joint, LQ 64×64',
     gt: 256,
     scale: 4,
@@ -96,6 +108,7 @@ const CASES: Case[] = [
   },
   {
     key: 'gan',
+    pytorch: true,
     label: 'realsr-x4 GAN stage, GT 256×256',
     stage: 'gan',
     gt: 256,
@@ -103,8 +116,8 @@ const CASES: Case[] = [
     type: 'PairedImageDataset',
     network: 'n_encoder_res: 9, dim: 64, num_blocks: [13, 1, 1, 1], num_refinement_blocks: 13, heads: [1, 2, 4, 8], ffn_expansion_factor: 2.2, bias: false, LayerNorm_type: BiasFree',
   },
-  { key: 'inpaint1', label: 'inpainting place2 stage 1 (G + D + ResNetPL + R1), 256×256', stage: 'inpaint', inpaintStage: 1, gt: 256, scale: 1, type: '', network: '' },
-  { key: 'inpaint2', label: 'inpainting place2 stage 2 (G + D + ResNetPL + R1 + KD), 256×256', stage: 'inpaint', inpaintStage: 2, gt: 256, scale: 1, type: '', network: '' },
+  { key: 'inpaint1', label: 'inpainting place2 stage 1 (G + D + ResNetPL + R1), 256×256', stage: 'inpaint', inpaintStage: 1, pytorch: false, gt: 256, scale: 1, type: '', network: '' },
+  { key: 'inpaint2', label: 'inpainting place2 stage 2 (G + D + ResNetPL + R1 + KD), 256×256', stage: 'inpaint', inpaintStage: 2, pytorch: false, gt: 256, scale: 1, type: '', network: '' },
 ];
 
 function smooth(seed: number, h: number, w: number): Float32Array {
@@ -212,6 +225,49 @@ async function runCase(c: Case, batch: number): Promise<void> {
   }
 }
 
+/** The last line of a child's stdout, parsed, when it is a JSON object; undefined otherwise. */
+function lastJson<T>(stdout: string): T | undefined {
+  const line = stdout.trim().split('\n').pop() ?? '';
+  return line.startsWith('{') ? (JSON.parse(line) as T) : undefined;
+}
+
+/** What bench/pytorch/train_step.py prints last. */
+interface TorchStep {
+  readonly torch: string;
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+  readonly peakRssBytes: number;
+}
+
+/** Checks `--pytorch` / `--official` before any long run; returns the torch version, or exits with a one-line error. */
+function checkPytorch(): string {
+  const fix = 'pass both --pytorch <python with torch> and --official <clone of github.com/Zj-BinXia/DiffIR>';
+  if (!pytorch !== !official) die(`--pytorch and --official go together: ${fix}`);
+  for (const repo of ['DiffIR-demotionblur', 'DiffIR-RealSR']) {
+    if (!existsSync(join(official, repo, 'DiffIR/archs/S1_arch.py'))) die(`--official ${official}: no ${repo}/DiffIR/archs/S1_arch.py there: ${fix}`);
+  }
+  const r = spawnSync(pytorch, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  const version = r.status === 0 ? r.stdout.trim() : '';
+  if (!version) die(`--pytorch ${pytorch}: cannot import torch (${r.error?.message ?? (r.status === 0 ? 'it printed no version' : r.stderr.trim().split('\n').pop() || `exit ${r.status}`)}): ${fix}`);
+  return version;
+}
+
+function die(msg: string): never {
+  console.error(`diffir: bench/train: ${msg}`);
+  process.exit(2);
+}
+
+/** Runs the official iteration for case `key` in its own Python process; undefined (reason printed on stderr) if it failed. */
+function runPytorch(key: string, batch: number): TorchStep | undefined {
+  const script = join(root(), 'bench/pytorch/train_step.py');
+  const args = [script, '--official', official, '--case', key, '--batch', String(batch), '--threads', String(threads), '--warmup', String(warmup), '--steps', String(steps)];
+  const r = spawnSync(pytorch, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+  const x = r.status === 0 ? lastJson<TorchStep>(r.stdout) : undefined;
+  if (!x) console.error(`diffir: bench/train: PyTorch ${key} batch ${batch} failed (exit ${r.status}); its error is above`);
+  return x;
+}
+
 async function main(): Promise<void> {
   if (process.argv.includes('--child')) {
     const c = CASES.find((k) => k.key === only)!;
@@ -219,10 +275,16 @@ async function main(): Promise<void> {
     else await runCase(c, batches[0]!);
     return;
   }
+  if (only && !CASES.some((c) => c.key === only)) die(`--only ${only}: not a case; one of ${CASES.map((c) => c.key).join(', ')}`);
+  const torchVersion = pytorch || official ? checkPytorch() : '';
   console.log(`# training step benchmark — ${machine()}, ORT threads ${threads}, ${steps} timed steps after ${warmup} warm-up steps${lowMemory ? ', --low-memory (no ORT arena)' : ''}`);
-  console.log('# PyTorch: the official code (PyTorch 2.13, CPU, warm steps, batch 1) measured on this machine kind, as quoted in issue 13; not installed here');
-  console.log('| configuration | batch | median s/step | min–max s/step | peak RSS GiB | PyTorch s/step | time ratio | PyTorch peak GB | memory ratio |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log(
+    torchVersion
+      ? `# PyTorch ${torchVersion} (${pytorch}), the official code from ${official}, CPU, ${threads} threads, same batch, warm-up and steps, each run right after ours in its own process; ratios are ours / PyTorch`
+      : '# PyTorch: not measured; pass --pytorch <python with torch> --official <clone of github.com/Zj-BinXia/DiffIR> to run the official iteration after each configuration (README, benchmarks)',
+  );
+  console.log('| configuration | batch | median s/step | min–max s/step | peak RSS GiB | PyTorch median s/step | PyTorch min–max | PyTorch peak RSS GiB | time ratio | memory ratio |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   const self = fileURLToPath(import.meta.url);
   for (const c of CASES) {
     if (only && c.key !== only) continue;
@@ -230,17 +292,16 @@ async function main(): Promise<void> {
     for (const batch of c.stage === 'inpaint' ? batches.filter((b) => b === 1) : batches) {
       const args = [self, '--child', '--only', c.key, '--batch', String(batch), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), ...(lowMemory ? ['--low-memory'] : [])];
       const r = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-      const line = r.stdout.trim().split('\n').pop() ?? '';
-      if (r.status !== 0 || !line.startsWith('{')) {
-        console.log(`| ${c.label} | ${batch} | failed (exit ${r.status}) | | | | | | |`);
-        continue;
+      const x = r.status === 0 ? lastJson<{ median: number; min: number; max: number; peakRssMiB: number }>(r.stdout) : undefined;
+      const ours = x ? [x.median.toFixed(2), `${x.min.toFixed(2)}–${x.max.toFixed(2)}`, (x.peakRssMiB / 1024).toFixed(2)] : [`failed (exit ${r.status})`, '', ''];
+      let theirs = [c.pytorch ? 'not measured' : 'no official counterpart', '', '', '', ''];
+      if (torchVersion && c.pytorch) {
+        const t = runPytorch(c.key, batch);
+        theirs = t
+          ? [t.median.toFixed(2), `${t.min.toFixed(2)}–${t.max.toFixed(2)}`, (t.peakRssBytes / 2 ** 30).toFixed(2), x ? (x.median / t.median).toFixed(2) : '', x ? ((x.peakRssMiB * 2 ** 20) / t.peakRssBytes).toFixed(2) : '']
+          : ['failed', '', '', '', ''];
       }
-      const x = JSON.parse(line) as { median: number; min: number; max: number; peakRssMiB: number };
-      const gib = x.peakRssMiB / 1024;
-      const py = batch === 1 ? c.pytorch : undefined;
-      console.log(
-        `| ${c.label} | ${batch} | ${x.median.toFixed(2)} | ${x.min.toFixed(2)}–${x.max.toFixed(2)} | ${gib.toFixed(2)} | ${py ? py.s : '–'} | ${py ? (x.median / py.s).toFixed(2) : '–'} | ${py ? py.gb : '–'} | ${py ? ((gib * 2 ** 30) / (py.gb * 1e9)).toFixed(2) : '–'} |`,
-      );
+      console.log(`| ${[c.label, batch, ...ours, ...theirs].join(' | ')} |`);
     }
   }
 }

@@ -6,6 +6,7 @@ import { dirformer } from '../src/models/dirformer.js';
 import { type DiffIRConfig, inputChannels, outputScale } from '../src/models/config.js';
 import { initParams } from '../src/nn/init.js';
 import { compile } from '../src/runtime/compile.js';
+import { Session } from '../src/runtime/session.js';
 import { TiledDIRformer, tileStarts } from '../src/restore/tiled.js';
 import { stepTiles, tileBytes } from '../src/restore/memory.js';
 import { dirformerProgram } from '../src/models/dirformer.js';
@@ -68,6 +69,22 @@ for (const [task, scale, tiles] of [
         const deep = dirformerProgram(cfg).findIndex((st) => st.kind === 'block' && st.prefix.includes('latent'));
         const grid = t.grid(deep, H, W);
         assert.ok(grid.ys.length * grid.xs.length > 1, `latent ran in one tile at tile ${tile}`);
+      }
+      if (task === 'deblur' && tile === tiles[0]) {
+        // Kept sessions: a second image of the same size creates none and gives the same output.
+        const kept = new TiledDIRformer(cfg, weights, { tile, keepSessions: true, session: { threads: 2 } });
+        await kept.run({ c: C, h: H, w: W, data: x.data }, zv.data);
+        const create = Session.create;
+        let created = 0;
+        Session.create = (...a) => (created++, create.apply(Session, a));
+        try {
+          const again = await kept.run({ c: C, h: H, w: W, data: x.data }, zv.data);
+          assert.equal(created, 0);
+          assert.deepEqual(again.data, out.data);
+        } finally {
+          Session.create = create;
+          await kept.release();
+        }
       }
       const s = outputScale(cfg);
       assert.deepEqual([out.c, out.h, out.w], [3, H * s, W * s]);

@@ -90,6 +90,14 @@ export function baselineBytes(weightBytes: number): number {
   return 600 * 2 ** 20 + 2 * weightBytes;
 }
 
+/**
+ * Bytes the tiled executor's sessions hold when kept across images (see `keepSessions`):
+ * measured, deblur-gopro with 103 MB of weights: +0.45 GB RSS.
+ */
+export function tiledSessionBytes(weightBytes: number): number {
+  return 4.5 * weightBytes;
+}
+
 /** Bytes of the host feature maps the tiled executor keeps alive at its peak, for an H×W network input. */
 export function tiledHostBytes(cfg: DiffIRConfig, height: number, width: number): number {
   const { maps, steps } = mapInfo(cfg);

@@ -18,7 +18,7 @@ import type { LoadedImage } from '../image/io.js';
 import { decodeImage, upscaleAlpha } from '#codec';
 import { RESTORE_IO, checkImageSize, finishGraph, paddedSize, priorGraph, wholeImageGraph } from './graphs.js';
 import { TiledDIRformer, balancedTile } from './tiled.js';
-import { autoTile, baselineBytes, defaultMemoryBudget, fmtBytes, tileBytes, tiledHostBytes, wholeImageBytes } from './memory.js';
+import { autoTile, baselineBytes, defaultMemoryBudget, fmtBytes, tileBytes, tiledHostBytes, tiledSessionBytes, wholeImageBytes } from './memory.js';
 
 /** Where a restoration is: computing the prior, running the network, or tile runs of the tiled executor. */
 export interface RestoreProgress {
@@ -63,6 +63,7 @@ function abortError(signal: AbortSignal): Error {
 /** A stage-2 DiffIR model ready to restore images. */
 export class Restorer {
   private readonly cache: SessionCache;
+  private tiled: { tile: number; keep: boolean; t: TiledDIRformer } | null = null;
   private constructor(
     /** The checkpoint (configuration and weights). */
     readonly checkpoint: DiffIRCheckpoint,
@@ -126,15 +127,23 @@ export class Restorer {
       check();
       ipr = pr[RESTORE_IO.ipr]!.data as Float32Array;
       const netin = pr[RESTORE_IO.netin]!;
-      const tiled = new TiledDIRformer(cfg, this.checkpoint.weights, { tile, session: this.sessionOptions() });
+      // The tiled executor is kept for the next image with the same tile, and its sessions too
+      // when the budget has room for them.
+      const keep = this.tiledBytes(ph, pw, tile) + tiledSessionBytes(4 * this.checkpoint.parameterCount) <= (o.memoryBudget ?? defaultMemoryBudget());
+      if (this.tiled?.tile !== tile || this.tiled.keep !== keep) {
+        await this.tiled?.t.release();
+        this.tiled = { tile, keep, t: new TiledDIRformer(cfg, this.checkpoint.weights, { tile, keepSessions: keep, session: this.sessionOptions() }) };
+      }
+      const tiled = this.tiled.t;
       let net;
       try {
         net = await tiled.run({ c: netin.shape[1]!, h: ph, w: pw, data: netin.data as Float32Array }, ipr, {
           ...(o.signal ? { signal: o.signal } : {}),
           onProgress: (p) => o.onProgress?.({ phase: 'tiles', ...p }),
         });
-      } finally {
+      } catch (e) {
         await tiled.release();
+        throw e;
       }
       const fin = await this.cache.get(`finish:${H}x${W}`, () => toOnnx(finishGraph(cfg, H, W), { params: 'initializers' }));
       const ff: Record<string, HostTensor> = { [RESTORE_IO.image]: img.rgb, [RESTORE_IO.net]: { dtype: 'float32', shape: [1, 3, net.h, net.w], data: net.data } };
@@ -174,6 +183,12 @@ export class Restorer {
     return { ...(this.o.device ? { device: this.o.device } : {}), ...(this.o.threads ? { threads: this.o.threads } : {}) };
   }
 
+  /** Bytes of a tiled run: baseline, host feature maps and (tile > 0) ORT's working memory for the tile. */
+  private tiledBytes(ph: number, pw: number, tile: number): number {
+    const cfg = this.config;
+    return baselineBytes(4 * this.checkpoint.parameterCount) + tiledHostBytes(cfg, ph, pw) + (tile ? tileBytes(cfg, tile) : 0);
+  }
+
   /** 0 for the whole image, else the tile side; errors when the image cannot fit the budget. */
   private chooseTile(ph: number, pw: number, tile: number | 'auto', budget: number): number {
     const cfg = this.config;
@@ -191,7 +206,7 @@ export class Restorer {
       return tile >= ph && tile >= pw && whole <= budget ? 0 : tile;
     }
     if (whole <= budget) return 0;
-    const host = tiledHostBytes(cfg, ph, pw) + base;
+    const host = this.tiledBytes(ph, pw, 0);
     const t = autoTile(cfg, ph, pw, m, Math.max(0, budget - host));
     if (t === null) {
       throw new Error(`${pw}×${ph} needs about ${fmtBytes(host + tileBytes(cfg, m))} even in tiles, over the ${fmtBytes(budget)} memory budget; raise --memory-budget or use a smaller image`);
@@ -201,6 +216,8 @@ export class Restorer {
 
   /** Releases all sessions. */
   async release(): Promise<void> {
+    await this.tiled?.t.release();
+    this.tiled = null;
     await this.cache.clear();
   }
 }

@@ -11,7 +11,7 @@
  * - time: ORT's per-node profile of the last run, by op type, forward and backward apart.
  *
  *   npm run build && node dist/bench/train-profile.js [--case deblur|realsr|realsr-s2] [--batch 1] [--size <LQ side>] [--runs 3]
- *        [--threads 2] [--no-arena] [--no-mem-pattern] [--no-time]
+ *        [--threads 2] [--no-arena] [--no-mem-pattern] [--no-time] [--no-remat]
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -110,8 +110,9 @@ async function main(): Promise<void> {
   const obj = buildObjective({ kind: c.kind, config: c.config, batch, height: size, width: size, ...(c.kind === 's1' ? {} : { teacher: c.config }) });
   const weights = initParams(obj.graph, 1);
   const frozen = new Map(obj.frozen.map((k) => [k, weights.get(k)!]));
-  const t = buildTrainingGraph(obj.graph, obj.loss, { trainable: obj.trainable, frozen, logs: obj.logs });
+  const t = buildTrainingGraph(obj.graph, obj.loss, { trainable: obj.trainable, frozen, logs: obj.logs, rematerialize: !process.argv.includes('--no-remat') });
   const g = obj.graph;
+  console.log(`# rematerialised: ${t.remat.values} activations (${MiB(t.remat.bytes)} MiB) recomputed by ${t.remat.nodes} backward nodes`);
 
   const lv = livenessProfile(g);
   const fwdNodes = g.nodes.filter((n) => !isBackward(n.name)).length;

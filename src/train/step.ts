@@ -8,6 +8,7 @@
 import { Graph, type Value } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
 import { grad } from '../graph/autodiff.js';
+import { rematerialize, type RematReport } from '../graph/remat.js';
 import { toOnnx } from '../graph/onnx.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
@@ -37,6 +38,8 @@ export interface TrainStepOptions {
   /** Tensors to return besides the loss (e.g. the prediction, updated running statistics). */
   outputs?: Record<string, Value>;
   session?: SessionOptions;
+  /** Recompute cheap activations in the backward instead of keeping them (default true; `graph/remat.ts`). */
+  rematerialize?: boolean;
 }
 
 /** The training graph of a step, before compilation. */
@@ -47,6 +50,8 @@ export interface TrainingGraph {
   readonly outputNames: readonly string[];
   /** Names of the `fed` parameters, fed like data at each run. */
   readonly fedNames: readonly string[];
+  /** What rematerialisation changed (zeros when it was off). */
+  readonly remat: RematReport;
   /** The ONNX model: trainable weights as inputs, frozen ones embedded. */
   model(): Uint8Array;
 }
@@ -67,8 +72,9 @@ export function buildTrainingGraph(graph: Graph, loss: Value, o: TrainStepOption
   }
   const values = names.map((n) => graph.params.get(n)!.value);
   const layout = new ParamLayout(names.map((n) => [n, graph.params.get(n)!.value.shape as number[]]));
+  const backwardFrom = graph.nodes.length;
   const grads = graph.scope('backward', () => grad(loss, values));
-  const flat = graph.scope('backward', () => op.concat(grads.map((g) => op.reshape(g, [-1])), 0));
+  const flat = graph.scope('backward', () => flatInBackwardOrder(graph, grads, layout));
   const norm = graph.scope('backward', () => op.sqrt(op.reduceSum(op.mul(flat, flat), [0], false)));
   graph.output(op.reshape(loss, []), 'loss');
   graph.output(flat, 'grads');
@@ -78,7 +84,31 @@ export function buildTrainingGraph(graph: Graph, loss: Value, o: TrainStepOption
   const outputNames = Object.keys(o.outputs ?? {});
   for (const [k, v] of Object.entries(o.outputs ?? {})) graph.output(v, `out_${k}`);
   const fedNames = [...graph.params.keys()].filter((n) => fed.has(n));
-  return { layout, logNames, outputNames, fedNames, model: () => toOnnx(graph, { params: 'inputs', weights: frozen, embed: new Set(frozen.keys()) }) };
+  const remat = o.rematerialize === false ? { values: 0, bytes: 0, nodes: 0 } : rematerialize(graph, backwardFrom);
+  return { layout, logNames, outputNames, fedNames, remat, model: () => toOnnx(graph, { params: 'inputs', weights: frozen, embed: new Set(frozen.keys()) }) };
+}
+
+/**
+ * All gradients as one flat vector in the layout's order. ONNX Runtime orders execution by a
+ * depth-first walk from the outputs, visiting a node's inputs in order: a Concat in layout
+ * order (first layer first) made it run the whole backward chain for the first parameter and
+ * only then each weight-gradient GEMM, keeping every layer's output gradient alive until the
+ * end. The gradients are therefore concatenated in the order the backward produces them
+ * (last layer first), and that vector is permuted into the layout by slices.
+ */
+function flatInBackwardOrder(graph: Graph, grads: readonly Value[], layout: ParamLayout): Value {
+  const index = new Map(graph.nodes.map((n, i) => [n, i]));
+  const at = (g: Value) => (g.producer ? index.get(g.producer) ?? -1 : -1);
+  const order = grads.map((_, i) => i).sort((a, b) => at(grads[a]!) - at(grads[b]!));
+  if (order.every((k, i) => k === i)) return op.concat(grads.map((g) => op.reshape(g, [-1])), 0);
+  const inner = op.concat(order.map((k) => op.reshape(grads[k]!, [-1])), 0);
+  const start = new Array<number>(grads.length);
+  let off = 0;
+  for (const k of order) {
+    start[k] = off;
+    off += layout.slots[k]!.size;
+  }
+  return op.concat(layout.slots.map((s, k) => op.slice(inner, [start[k]!], [start[k]! + s.size], [0])), 0);
 }
 
 /** A compiled forward + backward pass. */

@@ -269,7 +269,9 @@ export class TiledDIRformer {
     this.used.add(key);
     let s = this.sessions.get(key);
     if (!s) {
-      s = Session.create(toOnnx(build(), { params: 'initializers', weights: this.weights }), this.o.keepSessions ? { ...this.o.session, memoryArena: false } : (this.o.session ?? {}));
+      // Tile runs are many short parallel sections: spinning threads burnt up to twice the CPU on a busy machine.
+      const opts: SessionOptions = { spinning: false, ...this.o.session, ...(this.o.keepSessions ? { memoryArena: false } : {}) };
+      s = Session.create(toOnnx(build(), { params: 'initializers', weights: this.weights }), opts);
       this.sessions.set(key, s);
     }
     return s;

@@ -27,6 +27,12 @@ export interface SessionOptions {
   memoryArena?: boolean;
   /** Let ORT plan one block for a run's intermediates from the first run (default true). */
   memoryPattern?: boolean;
+  /**
+   * Let idle intra-op threads spin-wait for the next parallel section (ORT's default, true).
+   * Off, they sleep: slower handoffs, but no core burnt waiting for a thread the OS has
+   * descheduled, which on a busy machine made runs of many small ops cost twice the CPU.
+   */
+  spinning?: boolean;
   /** Write ORT's per-node profile to this file prefix (for benchmarks). */
   profilePrefix?: string;
 }
@@ -97,6 +103,7 @@ export class Session {
       // it also throws, which we report as our one `diffir:` line.
       logSeverityLevel: 4,
     };
+    if (o.spinning === false) opts.extra = { session: { intra_op: { allow_spinning: '0' } } };
     if (o.profilePrefix) {
       opts.enableProfiling = true;
       opts.profileFilePrefix = o.profilePrefix;

@@ -137,7 +137,10 @@ function copyPlanes(src: Float32Array, sPlane: number, ss: number, si: number, d
   for (let c = 0; c < n; c++) {
     for (let y = 0; y < rows; y++) {
       const a = c * sPlane + y * ss + si;
-      dst.set(src.subarray(a, a + cols), c * dPlane + y * ds + di);
+      const b = c * dPlane + y * ds + di;
+      // The halo strips are rows of 1–2 floats: a view per row would cost more than the copy.
+      if (cols < 16) for (let x = 0; x < cols; x++) dst[b + x] = src[a + x]!;
+      else dst.set(src.subarray(a, a + cols), b);
     }
   }
 }
@@ -303,8 +306,8 @@ export class TiledDIRformer {
         const C = s.opts.dim;
         const ch = C / s.opts.heads;
         // The input as windows of this grid with a 2-pixel halo (both passes read them).
-        const src = maps.get(s.input)!;
-        const win = isWindows(src) ? src : this.windows(src, grids[i]!, 2);
+        const fromMap = !isWindows(maps.get(s.input)!);
+        const win = this.blockWindows(maps, s.input, i, grids[i]!);
         const n = ys.length * xs.length;
         const masks = Array.from({ length: n }, (_, k) => f32([1, 1, th + 4, tw + 4], insideMask({ h: H, w: W }, ys[Math.floor(k / xs.length)]!, xs[k % xs.length]!, th, tw, 2)));
         const xT = (k: number) => f32([1, C, th + 4, tw + 4], win.data[k]!);
@@ -349,25 +352,34 @@ export class TiledDIRformer {
             tick();
           }
         }
-        if (win !== src) this.recycle(win);
+        if (fromMap) this.recycle(win);
         maps.set(s.output, out);
       } else {
         const ins = stepInputs(s).map((n) => maps.get(n)!);
         if (ins.some(isWindows)) throw new Error(`tiled DIRformer: step ${s.output} reads tile windows`);
         const local = await this.session(`${i}:L:${th}x${tw}`, () => this.localGraph(s, ins as FeatureMap[], th, tw));
         let out: FeatureMap | null = null;
+        // Input windows and the output tile reuse their buffers across tiles.
+        const wins = (ins as FeatureMap[]).map((m, k) => {
+          const { g, halo } = this.inputWindow(s, k);
+          return { m, g, halo, t: f32([1, m.c, th * g + 2 * halo, tw * g + 2 * halo], new Float32Array(m.c * (th * g + 2 * halo) * (tw * g + 2 * halo))) };
+        });
+        let yT: HostTensor | null = null;
         for (const y0 of ys) {
           for (const x0 of xs) {
             check();
             const feeds: Record<string, HostTensor> = {};
-            (ins as FeatureMap[]).forEach((m, k) => {
-              const { g, halo } = this.inputWindow(s, k);
-              const [iy, ix, ih, iw] = [y0 * g, x0 * g, th * g, tw * g];
-              feeds[`in${k}`] = f32([1, m.c, ih + 2 * halo, iw + 2 * halo], readTile(m, iy, ix, ih, iw, halo));
+            wins.forEach(({ m, g, halo, t }, k) => {
+              readTile(m, y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array);
+              feeds[`in${k}`] = t;
             });
-            const y = (await local.run(feeds)).y!;
-            out ??= { c: y.shape[1]!, h: H, w: W, data: new Float32Array(y.shape[1]! * H * W) };
-            writeTile(out, y0, x0, th, tw, y.data as Float32Array);
+            if (yT) await local.run(feeds, undefined, { y: yT });
+            else {
+              const y = (await local.run(feeds)).y!;
+              yT = f32([...y.shape], Float32Array.from(y.data as Float32Array));
+            }
+            out ??= { c: yT.shape[1]!, h: H, w: W, data: new Float32Array(yT.shape[1]! * H * W) };
+            writeTile(out, y0, x0, th, tw, yT.data as Float32Array);
             tick();
           }
         }
@@ -375,8 +387,8 @@ export class TiledDIRformer {
       }
       for (const name of stepInputs(s)) {
         if (this.lastUse.get(name) !== i || name === PROGRAM_INPUT) continue;
-        const m = maps.get(name)!;
-        if (isWindows(m)) this.recycle(m);
+        const m = maps.get(name);
+        if (m && isWindows(m)) this.recycle(m);
         maps.delete(name);
       }
       if (!this.o.keepSessions) await this.release();
@@ -384,6 +396,18 @@ export class TiledDIRformer {
     this.pool.clear();
     await this.release((key) => !this.used.has(key));
     return maps.get(PROGRAM_OUTPUT) as FeatureMap;
+  }
+
+  /**
+   * The input of block step `i` as windows of its grid. A map read into windows for its last
+   * use is dropped at once, not after the block: with its windows and the block's output it
+   * would make three maps alive.
+   */
+  private blockWindows(maps: Map<string, HostMap>, name: string, i: number, g: Grid): TileWindows {
+    const m = maps.get(name)!;
+    if (isWindows(m)) return m;
+    if (this.lastUse.get(name) === i && name !== PROGRAM_INPUT) maps.delete(name);
+    return this.windows(m, g, 2);
   }
 
   /** Window arrays of finished maps by grid, for the next windows of the same grid (their out-of-map zeros are where the new ones need them). */

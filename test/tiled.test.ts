@@ -7,8 +7,9 @@ import { type DiffIRConfig, inputChannels, outputScale } from '../src/models/con
 import { initParams } from '../src/nn/init.js';
 import { compile } from '../src/runtime/compile.js';
 import { Session } from '../src/runtime/session.js';
-import { TiledDIRformer, tileStarts } from '../src/restore/tiled.js';
-import { stepTiles, tileBytes } from '../src/restore/memory.js';
+import { TiledDIRformer } from '../src/restore/tiled.js';
+import { tileStarts } from '../src/restore/grid.js';
+import { stepTiles, tileBytes, tiledHostBytes } from '../src/restore/memory.js';
 import { dirformerProgram } from '../src/models/dirformer.js';
 import { preset } from '../src/models/config.js';
 import { randn } from './helpers/gradcheck.js';
@@ -114,4 +115,15 @@ test('deep levels get larger tiles within the same memory bound', () => {
       assert.ok(5.4 * 4 * c * (plan[i]!.side + 4) ** 2 <= bound * 1.0000001, `step ${s.prefix}: over the memory bound`);
     });
   }
+});
+
+test('the host-memory estimate counts the tile windows of the blocks', () => {
+  const cfg = preset('deblur-gopro');
+  const maps = tiledHostBytes(cfg, 192, 192);
+  // Tiles of 48: every window carries a 2-pixel halo on each side, (52/48)² ≈ 1.17 at level 1.
+  const tiled = tiledHostBytes(cfg, 192, 192, 48);
+  assert.ok(tiled > 1.1 * maps && tiled < 1.3 * maps, `with windows ${tiled}, maps only ${maps}`);
+  // Larger tiles, smaller halo share.
+  const big = tiledHostBytes(cfg, 192, 192, 96);
+  assert.ok(big > maps && big < tiled, `tiles of 96: ${big}`);
 });

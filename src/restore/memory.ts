@@ -8,6 +8,7 @@ import { freeMemory } from '#host';
 import type { DiffIRConfig } from '../models/config.js';
 import { dirformerProgram, PROGRAM_INPUT, type DIRformerStep } from '../models/dirformer.js';
 import { dgfnHidden } from '../nn/dgfn.js';
+import { balancedTile, tileStarts } from './grid.js';
 import { inputChannels } from '../models/config.js';
 
 /** Default budget: half of the memory the OS reports as available. */
@@ -98,20 +99,66 @@ export function tiledSessionBytes(weightBytes: number): number {
   return 4.5 * weightBytes;
 }
 
-/** Bytes of the host feature maps the tiled executor keeps alive at its peak, for an H×W network input. */
-export function tiledHostBytes(cfg: DiffIRConfig, height: number, width: number): number {
+/**
+ * Bytes of the host feature maps the tiled executor keeps alive at its peak, for an H×W network
+ * input, following its plan step by step. With `tile` (> 0), transformer blocks read their input
+ * as tile windows (tile + a 2-pixel halo on every side), and a block whose consumers are all
+ * blocks on the same tile grid writes its output as such windows instead of a map: the halos make
+ * those larger than the map (e.g. +8.5 % for tiles of 96).
+ */
+export function tiledHostBytes(cfg: DiffIRConfig, height: number, width: number, tile = 0): number {
   const { maps, steps } = mapInfo(cfg);
+  const inputsOf = (s: DIRformerStep) => ('inputs' in s ? s.inputs : [s.input]);
   const lastUse = new Map<string, number>();
-  steps.forEach((s, i) => ('inputs' in s ? s.inputs : [s.input]).forEach((n) => lastUse.set(n, i)));
-  const size = (n: string) => maps.get(n)!.c * maps.get(n)!.scale ** 2;
-  let live = size(PROGRAM_INPUT);
+  steps.forEach((s, i) => inputsOf(s).forEach((n) => lastUse.set(n, i)));
+  const mapFloats = (n: string) => maps.get(n)!.c * maps.get(n)!.scale ** 2 * height * width;
+  const plan = tile > 0 ? stepTiles(cfg, tile) : null;
+  const grid = (i: number) => {
+    const f = maps.get(steps[i]!.output)!.scale;
+    const [H, W] = [height * f, width * f];
+    const { side, align } = plan![i]!;
+    const th = Math.min(balancedTile(H, side, align), H);
+    const tw = Math.min(balancedTile(W, side, align), W);
+    return { th, tw, ny: tileStarts(H, th).length, nx: tileStarts(W, tw).length };
+  };
+  const windowFloats = (i: number, c: number) => {
+    const g = grid(i);
+    return c * g.ny * g.nx * (g.th + 4) * (g.tw + 4);
+  };
+  const sameGrid = (i: number, j: number) => {
+    const [a, b] = [grid(i), grid(j)];
+    return maps.get(steps[i]!.output)!.scale === maps.get(steps[j]!.output)!.scale && a.th === b.th && a.tw === b.tw;
+  };
+  const windowed = new Set<string>();
+  const asWindowsOut = (n: string) => windowed.has(n);
+  const held = new Map<string, number>([[PROGRAM_INPUT, mapFloats(PROGRAM_INPUT)]]);
+  let live = held.get(PROGRAM_INPUT)!;
   let peak = live;
+  const drop = (n: string) => {
+    live -= held.get(n)!;
+    held.delete(n);
+  };
   steps.forEach((s, i) => {
-    live += size(s.output);
+    let windowsIn = 0;
+    if (plan && s.kind === 'block' && !asWindowsOut(s.input)) {
+      windowsIn = windowFloats(i, maps.get(s.input)!.c);
+      live += windowsIn;
+      // A map read into windows for its last use is dropped before the block runs.
+      if (lastUse.get(s.input) === i && s.input !== PROGRAM_INPUT) drop(s.input);
+    }
+    const consumers = steps.flatMap((t, j) => (j > i && inputsOf(t).includes(s.output) ? [j] : []));
+    const windowsOut = plan !== null && s.kind === 'block' && consumers.length > 0 && consumers.every((j) => steps[j]!.kind === 'block' && sameGrid(i, j));
+    const out = windowsOut ? windowFloats(i, maps.get(s.output)!.c) : mapFloats(s.output);
+    held.set(s.output, out);
+    if (windowsOut) windowed.add(s.output);
+    live += out;
     peak = Math.max(peak, live);
-    for (const n of 'inputs' in s ? s.inputs : [s.input]) if (lastUse.get(n) === i && n !== PROGRAM_INPUT) live -= size(n);
+    live -= windowsIn;
+    for (const n of inputsOf(s)) {
+      if (lastUse.get(n) === i && n !== PROGRAM_INPUT && held.has(n)) drop(n);
+    }
   });
-  return Math.ceil(4 * peak * height * width);
+  return Math.ceil(4 * peak);
 }
 
 /** The largest tile (a multiple of `multiple`, at most the image) whose working memory fits `budget`. */

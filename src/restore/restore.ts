@@ -17,7 +17,8 @@ import { IPR_DIM } from '../nn/ipr.js';
 import type { LoadedImage } from '../image/io.js';
 import { decodeImage, upscaleAlpha } from '#codec';
 import { RESTORE_IO, checkImageSize, finishGraph, paddedSize, priorGraph, wholeImageGraph } from './graphs.js';
-import { TiledDIRformer, balancedTile } from './tiled.js';
+import { TiledDIRformer } from './tiled.js';
+import { balancedTile } from './grid.js';
 import { autoTile, baselineBytes, defaultMemoryBudget, fmtBytes, tileBytes, tiledHostBytes, tiledSessionBytes, wholeImageBytes } from './memory.js';
 
 /** Where a restoration is: computing the prior, running the network, or tile runs of the tiled executor. */
@@ -186,7 +187,7 @@ export class Restorer {
   /** Bytes of a tiled run: baseline, host feature maps and (tile > 0) ORT's working memory for the tile. */
   private tiledBytes(ph: number, pw: number, tile: number): number {
     const cfg = this.config;
-    return baselineBytes(4 * this.checkpoint.parameterCount) + tiledHostBytes(cfg, ph, pw) + (tile ? tileBytes(cfg, tile) : 0);
+    return baselineBytes(4 * this.checkpoint.parameterCount) + tiledHostBytes(cfg, ph, pw, tile) + (tile ? tileBytes(cfg, tile) : 0);
   }
 
   /** 0 for the whole image, else the tile side; errors when the image cannot fit the budget. */

@@ -23,6 +23,7 @@ import type { DiffIRConfig } from '../models/config.js';
 import { type DIRformerStep, PROGRAM_INPUT, PROGRAM_OUTPUT, dirformerProgram } from '../models/dirformer.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
 import { stepTiles } from './memory.js';
+import { balancedTile, tileStarts } from './grid.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
 
 /** A feature map of batch 1 in host memory: (C, H, W) row-major. */
@@ -59,25 +60,6 @@ export interface TiledRunOptions {
   readonly onProgress?: (p: TiledProgress) => void;
 }
 
-/**
- * The tile side to use on an axis of `size` with tiles of at most `max` (multiples of
- * `align`): the smallest aligned side giving the same number of tiles, so that the last
- * tile overlaps its neighbour as little as possible.
- */
-export function balancedTile(size: number, max: number, align: number): number {
-  if (max >= size) return max;
-  const n = Math.ceil(size / max);
-  return Math.min(max, Math.ceil(size / n / align) * align);
-}
-
-/** Tile starts covering [0, size) with tiles of `t`; the last tile is shifted back to end at `size`. */
-export function tileStarts(size: number, t: number): number[] {
-  if (t >= size) return [0];
-  const starts: number[] = [];
-  for (let s = 0; s + t < size; s += t) starts.push(s);
-  starts.push(size - t);
-  return starts;
-}
 
 /**
  * Copies a (c, th+2·halo, tw+2·halo) window of `m` at (y0, x0) − halo, zero outside the
@@ -334,6 +316,7 @@ export class TiledDIRformer {
         // Written as windows when every consumer is a block on the same grid, else as a map.
         const consumers = this.steps.flatMap((t, j) => (j > i && stepInputs(t).includes(s.output) ? [j] : []));
         const asWindows = consumers.length > 0 && consumers.every((j) => this.steps[j]!.kind === 'block' && sameGrid(grids[j]!, grids[i]!));
+        this.trimPool(asWindows ? TiledDIRformer.poolKey(grids[i]!, C, 2) : null);
         const out: HostMap = asWindows ? this.windows(null, grids[i]!, 2, C) : { c: C, h: H, w: W, data: new Float32Array(C * H * W) };
         const apply = await this.session(`${i}:B:${th}x${tw}`, () => this.applyGraph(s, th, tw));
         const yb = f32([1, C, th, tw], new Float32Array(C * th * tw));
@@ -355,6 +338,7 @@ export class TiledDIRformer {
         if (fromMap) this.recycle(win);
         maps.set(s.output, out);
       } else {
+        this.trimPool(null);
         const ins = stepInputs(s).map((n) => maps.get(n)!);
         if (ins.some(isWindows)) throw new Error(`tiled DIRformer: step ${s.output} reads tile windows`);
         const local = await this.session(`${i}:L:${th}x${tw}`, () => this.localGraph(s, ins as FeatureMap[], th, tw));
@@ -426,6 +410,15 @@ export class TiledDIRformer {
       return m ? readTile(m, y0, x0, g.th, g.tw, halo) : (reuse?.[k] ?? new Float32Array(size));
     }));
     return { c, th: g.th, tw: g.tw, ys: g.ys, xs: g.xs, halo, data };
+  }
+
+  /**
+   * Pooled windows only serve the next windows of the same grid and channels: the rest are
+   * dropped before a step allocates its output, so that they do not stay alive through the
+   * following stages (tiledHostBytes does not count them).
+   */
+  private trimPool(keep: string | null): void {
+    for (const k of [...this.pool.keys()]) if (k !== keep) this.pool.delete(k);
   }
 
   private recycle(w: TileWindows): void {

@@ -1,4 +1,4 @@
-/** Tile grids of the tiled executor: balanced tile sides and tile starts along one axis. */
+/** Tile grids of the tiled executor: balanced tile sides, tile starts, and a step's grid over a map. */
 
 /**
  * The tile side to use on an axis of `size` with tiles of at most `max` (multiples of
@@ -18,4 +18,28 @@ export function tileStarts(size: number, t: number): number[] {
   for (let s = 0; s + t < size; s += t) starts.push(s);
   starts.push(size - t);
   return starts;
+}
+
+/** Tile side per axis and tile starts of a step. */
+export interface Grid {
+  readonly th: number;
+  readonly tw: number;
+  readonly ys: readonly number[];
+  readonly xs: readonly number[];
+}
+
+/** Whether two tile grids are the same. */
+export function sameGrid(a: Grid, b: Grid): boolean {
+  const eq = (u: readonly number[], v: readonly number[]) => u.length === v.length && u.every((x, i) => x === v[i]);
+  return a.th === b.th && a.tw === b.tw && eq(a.ys, b.ys) && eq(a.xs, b.xs);
+}
+
+/**
+ * The tiles over an H×W map with sides of at most `side` (multiples of `align`), balanced per
+ * axis (the same number of tiles with the least overlap): tile height, width and their starts.
+ */
+export function tileGrid(H: number, W: number, side: number, align: number): Grid {
+  const th = Math.min(balancedTile(H, side, align), H);
+  const tw = Math.min(balancedTile(W, side, align), W);
+  return { th, tw, ys: tileStarts(H, th), xs: tileStarts(W, tw) };
 }

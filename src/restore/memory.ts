@@ -8,7 +8,7 @@ import { freeMemory } from '#host';
 import type { DiffIRConfig } from '../models/config.js';
 import { dirformerProgram, PROGRAM_INPUT, type DIRformerStep } from '../models/dirformer.js';
 import { dgfnHidden } from '../nn/dgfn.js';
-import { balancedTile, tileStarts } from './grid.js';
+import { sameGrid, tileGrid } from './grid.js';
 import { inputChannels } from '../models/config.js';
 
 /** Default budget: half of the memory the OS reports as available. */
@@ -115,22 +115,13 @@ export function tiledHostBytes(cfg: DiffIRConfig, height: number, width: number,
   const plan = tile > 0 ? stepTiles(cfg, tile) : null;
   const grid = (i: number) => {
     const f = maps.get(steps[i]!.output)!.scale;
-    const [H, W] = [height * f, width * f];
-    const { side, align } = plan![i]!;
-    const th = Math.min(balancedTile(H, side, align), H);
-    const tw = Math.min(balancedTile(W, side, align), W);
-    return { th, tw, ny: tileStarts(H, th).length, nx: tileStarts(W, tw).length };
+    return tileGrid(height * f, width * f, plan![i]!.side, plan![i]!.align);
   };
   const windowFloats = (i: number, c: number) => {
     const g = grid(i);
-    return c * g.ny * g.nx * (g.th + 4) * (g.tw + 4);
-  };
-  const sameGrid = (i: number, j: number) => {
-    const [a, b] = [grid(i), grid(j)];
-    return maps.get(steps[i]!.output)!.scale === maps.get(steps[j]!.output)!.scale && a.th === b.th && a.tw === b.tw;
+    return c * g.ys.length * g.xs.length * (g.th + 4) * (g.tw + 4);
   };
   const windowed = new Set<string>();
-  const asWindowsOut = (n: string) => windowed.has(n);
   const held = new Map<string, number>([[PROGRAM_INPUT, mapFloats(PROGRAM_INPUT)]]);
   let live = held.get(PROGRAM_INPUT)!;
   let peak = live;
@@ -140,14 +131,14 @@ export function tiledHostBytes(cfg: DiffIRConfig, height: number, width: number,
   };
   steps.forEach((s, i) => {
     let windowsIn = 0;
-    if (plan && s.kind === 'block' && !asWindowsOut(s.input)) {
+    if (plan && s.kind === 'block' && !windowed.has(s.input)) {
       windowsIn = windowFloats(i, maps.get(s.input)!.c);
       live += windowsIn;
       // A map read into windows for its last use is dropped before the block runs.
       if (lastUse.get(s.input) === i && s.input !== PROGRAM_INPUT) drop(s.input);
     }
     const consumers = steps.flatMap((t, j) => (j > i && inputsOf(t).includes(s.output) ? [j] : []));
-    const windowsOut = plan !== null && s.kind === 'block' && consumers.length > 0 && consumers.every((j) => steps[j]!.kind === 'block' && sameGrid(i, j));
+    const windowsOut = plan !== null && s.kind === 'block' && consumers.length > 0 && consumers.every((j) => steps[j]!.kind === 'block' && sameGrid(grid(j), grid(i)));
     const out = windowsOut ? windowFloats(i, maps.get(s.output)!.c) : mapFloats(s.output);
     held.set(s.output, out);
     if (windowsOut) windowed.add(s.output);

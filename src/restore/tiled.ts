@@ -23,7 +23,7 @@ import type { DiffIRConfig } from '../models/config.js';
 import { type DIRformerStep, PROGRAM_INPUT, PROGRAM_OUTPUT, dirformerProgram } from '../models/dirformer.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
 import { stepTiles } from './memory.js';
-import { balancedTile, tileStarts } from './grid.js';
+import { sameGrid, tileGrid, type Grid } from './grid.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
 
 /** A feature map of batch 1 in host memory: (C, H, W) row-major. */
@@ -145,20 +145,6 @@ function scatterTile(st: TileWindows, y0: number, x0: number, tile: Float32Array
   });
 }
 
-/** Whether two tile grids are the same. */
-function sameGrid(a: Grid, b: Grid): boolean {
-  const eq = (u: readonly number[], v: readonly number[]) => u.length === v.length && u.every((x, i) => x === v[i]);
-  return a.th === b.th && a.tw === b.tw && eq(a.ys, b.ys) && eq(a.xs, b.xs);
-}
-
-/** Tile side per axis and tile starts of a step. */
-interface Grid {
-  readonly th: number;
-  readonly tw: number;
-  readonly ys: readonly number[];
-  readonly xs: readonly number[];
-}
-
 /** 1 where the window of {@link readTile} lies inside the map, else 0. */
 function insideMask(m: { h: number; w: number }, y0: number, x0: number, th: number, tw: number, halo: number): Float32Array {
   const H = th + 2 * halo;
@@ -230,14 +216,10 @@ export class TiledDIRformer {
   }
 
   /** The tiles of step `i` on a network input of H×W: tile height, width and their starts. */
-  grid(i: number, height: number, width: number): { th: number; tw: number; ys: number[]; xs: number[] } {
+  grid(i: number, height: number, width: number): Grid {
     const f = this.scales.get(this.steps[i]!.output)!;
     const { side: t, align } = this.tiles[i]!;
-    const [H, W] = [height * f, width * f];
-    // Balanced per axis: the same number of tiles with the least overlap.
-    const th = Math.min(balancedTile(H, t, align), H);
-    const tw = Math.min(balancedTile(W, t, align), W);
-    return { th, tw, ys: tileStarts(H, th), xs: tileStarts(W, tw) };
+    return tileGrid(height * f, width * f, t, align);
   }
 
   /** Number of ORT runs for a network input of H×W (for progress). */

@@ -50,6 +50,10 @@ export function rematerialize(graph: Graph, backwardFrom: number): RematReport {
   const depth = new Map<Value, number>();
   const remat = new Set<Value>();
   const kept = (u: Value) => saved.has(u) && !remat.has(u);
+  /** Small beside `v` (a broadcast operand): read as it is, whether or not the backward keeps it. */
+  const small = (u: Value, v: Value) => numel(u) * 8 <= numel(v);
+  /** An input a copy of `v` can read directly; any other must be recomputed too. */
+  const direct = (u: Value, v: Value) => u.kind !== 'node' || kept(u) || small(u, v);
   for (const p of forward) {
     if (!CHEAP.has(p.op) || p.outputs.length !== 1 || p.domain) continue;
     const v = p.outputs[0]!;
@@ -59,7 +63,7 @@ export function rematerialize(graph: Graph, backwardFrom: number): RematReport {
     let ok = true;
     for (const u of p.inputs) {
       if (!u) continue;
-      if (u.kind !== 'node' || kept(u) || numel(u) * 8 <= numel(v)) continue;
+      if (direct(u, v)) continue;
       const du = depth.get(u);
       if (!du) {
         ok = false;
@@ -70,7 +74,7 @@ export function rematerialize(graph: Graph, backwardFrom: number): RematReport {
     }
     if (!ok || d + 1 > MAX_DEPTH) continue;
     // A copy with the same op and the same inputs would be merged back by CSE.
-    if (!cloned && !COMMUTATIVE.has(p.op) && !(p.op === 'Sub' && numel(p.in(1)) * 8 <= numel(v))) continue;
+    if (!cloned && !COMMUTATIVE.has(p.op) && !(p.op === 'Sub' && small(p.in(1), v))) continue;
     depth.set(v, d + 1);
     if (saved.has(v)) remat.add(v);
   }
@@ -83,7 +87,7 @@ export function rematerialize(graph: Graph, backwardFrom: number): RematReport {
     const hit = copies.get(v);
     if (hit) return hit;
     const p = v.producer!;
-    const ins = p.inputs.map((u) => (u && u.kind === 'node' && !kept(u) && numel(u) * 8 > numel(v) ? copyOf(u) : u));
+    const ins = p.inputs.map((u) => (u && !direct(u, v) ? copyOf(u) : u));
     const anyCopy = ins.some((u, i) => u !== p.inputs[i]);
     const make = (op: string, inputs: (Value | null)[]) => {
       added++;

@@ -96,7 +96,10 @@ export class Adam {
     return params;
   }
 
-  /** Updates `params` in place (e.g. parameters that live inside a larger buffer); the same as `update`. */
+  /**
+   * Updates `params` in place (e.g. parameters that live inside a larger buffer).
+   * @deprecated `update` updates in place too; kept for callers of the library API.
+   */
   async updateInPlace(params: Float32Array, grads: Float32Array, gradScale = 1): Promise<void> {
     await this.update(params, grads, gradScale);
   }

@@ -119,6 +119,22 @@ test('unknown keys are errors naming the key, its line and the closest known key
   assert.equal((parseOptions('train:\n  optim_g: {lr: 2e-4}\n').opt.train as { optim_g: { lr: number } }).optim_g.lr, 2e-4);
 });
 
+test('!!float reads any number as PyYAML does (BasicSR files write !!float 300), without a YAML warning', async () => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error): void => void warnings.push(w.message);
+  process.on('warning', onWarning);
+  try {
+    const o = parseOptions('val:\n  val_freq: !!float 300\nlogger:\n  save_checkpoint_freq: !!float 1_000\n').opt as { val: { val_freq: unknown }; logger: { save_checkpoint_freq: unknown } };
+    assert.equal(o.val.val_freq, 300);
+    assert.equal(o.logger.save_checkpoint_freq, 1000);
+    await new Promise((done) => setImmediate(done)); // process warnings are emitted on a later tick
+  } finally {
+    process.off('warning', onWarning);
+  }
+  assert.deepEqual(warnings, []);
+  assert.throws(() => parseOptions('val:\n  val_freq: !!float many\n', 'o.yml'), /o\.yml:2: !!float many is not a number/);
+});
+
 const BASE = readOptions(join(optionsDir, 'DiffIR-demotionblur/train_DiffIRS1.yml'));
 
 function resolveWith(overrides: string[]): TrainPlan {

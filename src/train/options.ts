@@ -16,7 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, type ScalarTag } from 'yaml';
 import { checkMix, mildOptions, type DegradationMix, type MildOptions } from '../data/degrade/mild.js';
 import { realESRGANOptionsFromBasicSR, REALESRGAN_CROP_PAD_SIZE, REALESRGAN_QUEUE_SIZE, type RealESRGANOptions } from '../data/degrade/realesrgan.js';
 import { type DiffIRConfig, type Task, padMultiple, validateConfig } from '../models/config.js';
@@ -273,10 +273,27 @@ export function readOptions(file: string, overrides: readonly string[] = [], sch
   return parseOptions(text, file, overrides, schema);
 }
 
+/**
+ * `!!float` as PyYAML (BasicSR's reader) resolves it: any number, so `val_freq: !!float 300` is
+ * 300. The YAML 1.1 schema of the `yaml` package only accepts a float-looking text there and
+ * warns on the rest.
+ */
+const PY_FLOAT: ScalarTag = {
+  tag: 'tag:yaml.org,2002:float',
+  resolve(text, onError) {
+    const t = text.replace(/_/g, '');
+    const special = /^([-+]?)\.(inf|nan)$/i.exec(t);
+    if (special) return special[2]!.toLowerCase() === 'nan' ? NaN : special[1] === '-' ? -Infinity : Infinity;
+    const v = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(t) ? Number(t) : NaN;
+    if (Number.isNaN(v)) onError(`!!float ${text} is not a number`);
+    return v;
+  },
+};
+
 /** {@link readOptions} on the text of a file. */
 export function parseOptions(text: string, file = 'options.yml', overrides: readonly string[] = [], schema: Schema = OPTIONS_SCHEMA): OptionFile {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { version: '1.1', uniqueKeys: true, lineCounter: lines, prettyErrors: false });
+  const doc = parseDocument(text, { version: '1.1', uniqueKeys: true, lineCounter: lines, prettyErrors: false, customTags: (tags) => [...tags, PY_FLOAT] });
   if (doc.errors.length) {
     const e = doc.errors[0]!;
     const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);

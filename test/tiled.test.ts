@@ -1,10 +1,7 @@
 /** Exact tiled DIRformer: equals the whole-image result for several tile sizes and every task head. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Graph } from '../src/graph/ir.js';
-import { dirformer } from '../src/models/dirformer.js';
-import { type DiffIRConfig, inputChannels, outputScale } from '../src/models/config.js';
-import { initParams } from '../src/nn/init.js';
+import { inputChannels, outputScale } from '../src/models/config.js';
 import { compile } from '../src/runtime/compile.js';
 import { Session } from '../src/runtime/session.js';
 import { TiledDIRformer } from '../src/restore/tiled.js';
@@ -13,22 +10,7 @@ import { stepTiles, tileBytes, tiledHostBytes } from '../src/restore/memory.js';
 import { dirformerProgram } from '../src/models/dirformer.js';
 import { preset } from '../src/models/config.js';
 import { randn } from './helpers/gradcheck.js';
-
-const tiny = (task: DiffIRConfig['task'], scale: DiffIRConfig['scale']): DiffIRConfig => ({
-  task,
-  scale,
-  dim: 8,
-  numBlocks: [1, 1, 1, 2],
-  numRefinementBlocks: 1,
-  heads: [1, 2, 4, 8],
-  ffnExpansionFactor: 2.2,
-  layerNormType: task === 'sr' ? 'BiasFree' : 'WithBias',
-  nEncoderRes: 1,
-  nDenoiseRes: 1,
-  timesteps: 4,
-  linearStart: 0.1,
-  linearEnd: 0.99,
-});
+import { tinyConfig, tinyDirformer } from './helpers/tiny-dirformer.js';
 
 test('tile starts cover the axis, the last one shifted back', () => {
   assert.deepEqual(tileStarts(40, 16), [0, 16, 24]);
@@ -43,17 +25,11 @@ for (const [task, scale, tiles] of [
   ['inpaint', 1, [16]],
 ] as const) {
   test(`tiled DIRformer equals the whole image: ${task} x${scale}`, async () => {
-    const cfg = tiny(task, scale);
+    const cfg = tinyConfig(task, scale);
     const u = task === 'sr' && scale === 2 ? 2 : 1;
     const [H, W] = [40 * u, 56 * u];
     const C = inputChannels(cfg);
-    const g = new Graph();
-    const inp = g.input('input', [1, C, H, W]);
-    const z = g.input('z', [1, 256]);
-    g.output(dirformer(g, cfg, inp, z), 'out');
-    const weights = initParams(g, 3);
-    // Larger temperatures and non-trivial norms make the attention depend strongly on the sums.
-    for (const [k, t] of weights) if (k.endsWith('temperature') || k.includes('norm')) (t.data as Float32Array).forEach((_, i, a) => (a[i] = 1.5 + 0.1 * (i % 3)));
+    const { graph: g, weights } = tinyDirformer(cfg, H, W);
     const x = randn([1, C, H, W], 5, 0.5);
     const zv = randn([1, 256], 6);
     const whole = await compile(g, { params: 'initializers', weights }, { threads: 2 });

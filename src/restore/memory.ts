@@ -6,7 +6,7 @@
  */
 import { freeMemory } from '#host';
 import type { DiffIRConfig } from '../models/config.js';
-import { dirformerProgram, PROGRAM_INPUT, type DIRformerStep } from '../models/dirformer.js';
+import { dirformerProgram, PROGRAM_INPUT, PROGRAM_OUTPUT, type DIRformerStep } from '../models/dirformer.js';
 import { dgfnHidden } from '../nn/dgfn.js';
 import { sameGrid, tileGrid } from './grid.js';
 import { inputChannels } from '../models/config.js';
@@ -99,57 +99,157 @@ export function tiledSessionBytes(weightBytes: number): number {
   return 4.5 * weightBytes;
 }
 
+/** The host-memory peak of a tiled run: floats, and the maps alive in host memory at that moment with their floats. */
+interface HostPeak {
+  floats: number;
+  alive: Map<string, number>;
+  /** Floats on disk at the most (spill files of maps not yet consumed). */
+  disk: number;
+}
+
+/** What the host-memory plan of one image and tile needs per step, computed once (the spill search runs the plan many times). */
+interface StepLayout {
+  readonly s: DIRformerStep;
+  readonly inputs: readonly string[];
+  /** Floats of the output map, of one of its rows, and of its windows on this step's grid. */
+  readonly out: { map: number; row: number; windows: number };
+  /** Per input: floats of the map, of one row, and of its windows on this step's grid (blocks). */
+  readonly ins: readonly { map: number; row: number; windows: number; rowsPerTile: number }[];
+  /** Tile height and the block input's one tile window. */
+  readonly th: number;
+  readonly tileWindow: number;
+  /** Whether the output is kept as windows when in host memory (all its consumers are blocks on this grid). */
+  readonly windowsOut: boolean;
+}
+
+function layout(cfg: DiffIRConfig, height: number, width: number, tile: number): StepLayout[] {
+  const { maps, steps } = mapInfo(cfg);
+  const inputsOf = (s: DIRformerStep) => ('inputs' in s ? s.inputs : [s.input]);
+  const plan = tile > 0 ? stepTiles(cfg, tile) : null;
+  const grids = steps.map((s, i) => {
+    if (!plan) return null;
+    const f = maps.get(s.output)!.scale;
+    return tileGrid(height * f, width * f, plan[i]!.side, plan[i]!.align);
+  });
+  const sizes = (n: string, i: number) => {
+    const { c, scale } = maps.get(n)!;
+    const g = grids[i];
+    return { map: c * scale * scale * height * width, row: c * scale * width, windows: g ? c * g.ys.length * g.xs.length * (g.th + 4) * (g.tw + 4) : 0 };
+  };
+  return steps.map((s, i) => {
+    const g = grids[i];
+    const consumers = steps.flatMap((t, j) => (j > i && inputsOf(t).includes(s.output) ? [j] : []));
+    const out = maps.get(s.output)!.scale;
+    return {
+      s,
+      inputs: inputsOf(s),
+      out: sizes(s.output, i),
+      ins: inputsOf(s).map((n) => ({ ...sizes(n, i), rowsPerTile: g ? g.th * (maps.get(n)!.scale / out) + (s.kind === 'conv' ? s.k - 1 : s.kind === 'block' ? 4 : 0) : 0 })),
+      th: g?.th ?? 0,
+      tileWindow: g && s.kind === 'block' ? maps.get(s.input)!.c * (g.th + 4) * (g.tw + 4) : 0,
+      windowsOut: g !== null && s.kind === 'block' && consumers.length > 0 && consumers.every((j) => steps[j]!.kind === 'block' && sameGrid(grids[j]!, g)),
+    };
+  });
+}
+
+/**
+ * Follows the tiled executor's plan step by step (see {@link tiledHostBytes}) and returns its
+ * host-memory peak. A map in `spilled` lives in a spill file: in host memory it costs only the
+ * band of rows its producer fills (tile height × the map's width) and, per consumer, the band
+ * it reads (the consumer's tile rows and halo).
+ */
+function hostPeak(steps: readonly StepLayout[], tiled: boolean, spilled: ReadonlySet<string>): HostPeak {
+  const lastUse = new Map<string, number>();
+  steps.forEach((l, i) => l.inputs.forEach((n) => lastUse.set(n, i)));
+  const windowed = new Set<string>();
+  const held = new Map<string, number>([[PROGRAM_INPUT, steps[0]!.ins[0]!.map]]);
+  let live = held.get(PROGRAM_INPUT)!;
+  let disk = 0;
+  let diskPeak = 0;
+  let peak: HostPeak = { floats: live, alive: new Map(held), disk: 0 };
+  const drop = (n: string) => {
+    live -= held.get(n)!;
+    held.delete(n);
+  };
+  steps.forEach((l, i) => {
+    const { s } = l;
+    const alive = new Map(held);
+    let windowsIn = 0;
+    let bands = 0;
+    if (s.kind === 'block' && spilled.has(s.input)) {
+      bands += l.ins[0]!.rowsPerTile * l.ins[0]!.row + l.tileWindow;
+    } else if (tiled && s.kind === 'block' && !windowed.has(s.input)) {
+      windowsIn = l.ins[0]!.windows;
+      live += windowsIn;
+      alive.set(s.input, (alive.get(s.input) ?? 0) + windowsIn);
+      // A map read into windows for its last use is dropped before the block runs.
+      if (lastUse.get(s.input) === i && s.input !== PROGRAM_INPUT) drop(s.input);
+    } else if (s.kind !== 'block') {
+      l.inputs.forEach((n, k) => {
+        if (spilled.has(n)) bands += l.ins[k]!.rowsPerTile * l.ins[k]!.row;
+      });
+    }
+    let out: number;
+    if (spilled.has(s.output)) {
+      out = 0;
+      bands += l.th * l.out.row;
+      disk += l.out.map;
+      diskPeak = Math.max(diskPeak, disk);
+    } else {
+      out = l.windowsOut ? l.out.windows : l.out.map;
+      if (l.windowsOut) windowed.add(s.output);
+      alive.set(s.output, out);
+    }
+    held.set(s.output, out);
+    live += out;
+    if (live + bands > peak.floats) peak = { floats: live + bands, alive, disk: 0 };
+    live -= windowsIn;
+    l.inputs.forEach((n, k) => {
+      if (lastUse.get(n) !== i || n === PROGRAM_INPUT) return;
+      if (held.has(n)) drop(n);
+      if (spilled.has(n)) disk -= l.ins[k]!.map;
+    });
+  });
+  return { ...peak, disk: diskPeak };
+}
+
 /**
  * Bytes of the host feature maps the tiled executor keeps alive at its peak, for an H×W network
  * input, following its plan step by step. With `tile` (> 0), transformer blocks read their input
  * as tile windows (tile + a 2-pixel halo on every side), and a block whose consumers are all
  * blocks on the same tile grid writes its output as such windows instead of a map: the halos make
- * those larger than the map (e.g. +8.5 % for tiles of 96).
+ * those larger than the map (e.g. +8.5 % for tiles of 96). Maps in `spilled` (tile > 0 only) live
+ * in a spill file and cost only their bands of rows.
  */
-export function tiledHostBytes(cfg: DiffIRConfig, height: number, width: number, tile = 0): number {
-  const { maps, steps } = mapInfo(cfg);
-  const inputsOf = (s: DIRformerStep) => ('inputs' in s ? s.inputs : [s.input]);
-  const lastUse = new Map<string, number>();
-  steps.forEach((s, i) => inputsOf(s).forEach((n) => lastUse.set(n, i)));
-  const mapFloats = (n: string) => maps.get(n)!.c * maps.get(n)!.scale ** 2 * height * width;
-  const plan = tile > 0 ? stepTiles(cfg, tile) : null;
-  const grid = (i: number) => {
-    const f = maps.get(steps[i]!.output)!.scale;
-    return tileGrid(height * f, width * f, plan![i]!.side, plan![i]!.align);
-  };
-  const windowFloats = (i: number, c: number) => {
-    const g = grid(i);
-    return c * g.ys.length * g.xs.length * (g.th + 4) * (g.tw + 4);
-  };
-  const windowed = new Set<string>();
-  const held = new Map<string, number>([[PROGRAM_INPUT, mapFloats(PROGRAM_INPUT)]]);
-  let live = held.get(PROGRAM_INPUT)!;
-  let peak = live;
-  const drop = (n: string) => {
-    live -= held.get(n)!;
-    held.delete(n);
-  };
-  steps.forEach((s, i) => {
-    let windowsIn = 0;
-    if (plan && s.kind === 'block' && !windowed.has(s.input)) {
-      windowsIn = windowFloats(i, maps.get(s.input)!.c);
-      live += windowsIn;
-      // A map read into windows for its last use is dropped before the block runs.
-      if (lastUse.get(s.input) === i && s.input !== PROGRAM_INPUT) drop(s.input);
+export function tiledHostBytes(cfg: DiffIRConfig, height: number, width: number, tile = 0, spilled: ReadonlySet<string> = new Set()): number {
+  return Math.ceil(4 * hostPeak(layout(cfg, height, width, tile), tile > 0, spilled).floats);
+}
+
+/** Which maps of a tiled run go to a spill file, and what stays: host bytes at the peak, and disk bytes at the most. */
+export interface SpillPlan {
+  readonly maps: ReadonlySet<string>;
+  readonly hostBytes: number;
+  readonly diskBytes: number;
+}
+
+/**
+ * The maps to spill so that the tiled run's host maps fit `limit` bytes with tiles of `tile`.
+ * Greedy: the largest map alive at the peak goes to disk until the peak fits (each spilled map
+ * costs disk I/O, so the fewest large ones). When even spilling every map but the program's
+ * input and output does not fit, the plan's `hostBytes` is over `limit` (the least there is).
+ */
+export function spillPlan(cfg: DiffIRConfig, height: number, width: number, tile: number, limit: number): SpillPlan {
+  const steps = layout(cfg, height, width, tile);
+  const spilled = new Set<string>();
+  for (;;) {
+    const p = hostPeak(steps, true, spilled);
+    let best: string | null = null;
+    if (4 * p.floats > limit) {
+      for (const [n, f] of p.alive) if (n !== PROGRAM_INPUT && n !== PROGRAM_OUTPUT && f > 0 && (best === null || f > p.alive.get(best)!)) best = n;
     }
-    const consumers = steps.flatMap((t, j) => (j > i && inputsOf(t).includes(s.output) ? [j] : []));
-    const windowsOut = plan !== null && s.kind === 'block' && consumers.length > 0 && consumers.every((j) => steps[j]!.kind === 'block' && sameGrid(grid(j), grid(i)));
-    const out = windowsOut ? windowFloats(i, maps.get(s.output)!.c) : mapFloats(s.output);
-    held.set(s.output, out);
-    if (windowsOut) windowed.add(s.output);
-    live += out;
-    peak = Math.max(peak, live);
-    live -= windowsIn;
-    for (const n of inputsOf(s)) {
-      if (lastUse.get(n) === i && n !== PROGRAM_INPUT && held.has(n)) drop(n);
-    }
-  });
-  return Math.ceil(4 * peak);
+    if (best === null) return { maps: spilled, hostBytes: Math.ceil(4 * p.floats), diskBytes: Math.ceil(4 * p.disk) };
+    spilled.add(best);
+  }
 }
 
 /** The largest tile (a multiple of `multiple`, at most the image) whose working memory fits `budget`. */

@@ -19,7 +19,7 @@ import { decodeImage, upscaleAlpha } from '#codec';
 import { RESTORE_IO, checkImageSize, finishGraph, paddedSize, priorGraph, wholeImageGraph } from './graphs.js';
 import { TiledDIRformer } from './tiled.js';
 import { balancedTile } from './grid.js';
-import { autoTile, baselineBytes, defaultMemoryBudget, fmtBytes, tileBytes, tiledHostBytes, tiledSessionBytes, wholeImageBytes } from './memory.js';
+import { autoTile, baselineBytes, defaultMemoryBudget, fmtBytes, spillPlan, tileBytes, tiledHostBytes, tiledSessionBytes, wholeImageBytes, type SpillPlan } from './memory.js';
 
 /** Where a restoration is: computing the prior, running the network, or tile runs of the tiled executor. */
 export interface RestoreProgress {
@@ -34,8 +34,14 @@ export interface RestoreOptions {
   readonly mask?: HostTensor<'float32'>;
   /** Tile side in network-input pixels; 0 never tiles; 'auto' (default) tiles only when needed. */
   readonly tile?: number | 'auto';
-  /** Memory budget in bytes for the automatic choice (default: half the available memory). */
+  /**
+   * Memory budget in bytes (default: half the available memory): it decides between the whole
+   * image and tiles, the tile size, and whether a tiled run keeps its largest feature maps in a
+   * temporary file instead of host memory.
+   */
   readonly memoryBudget?: number;
+  /** Folder for that temporary file (default: the OS temp folder); it is deleted when the run ends. */
+  readonly spillDir?: string;
   /** Seed of the diffusion's initial noise x_T (default 0): results are reproducible. */
   readonly seed?: number;
   readonly signal?: AbortSignal;
@@ -99,6 +105,7 @@ export class Restorer {
     }
     const tile = this.plan(W, H, o);
     const [ph, pw] = paddedSize(cfg, H, W);
+    const budget = o.memoryBudget ?? defaultMemoryBudget();
     const xT: HostTensor = { dtype: 'float32', shape: [1, IPR_DIM], data: new Rng(o.seed ?? 0).normals(IPR_DIM) };
     const feeds: Record<string, HostTensor> = { [RESTORE_IO.image]: img.rgb, [RESTORE_IO.xT]: xT };
     if (o.mask) feeds[RESTORE_IO.mask] = o.mask;
@@ -130,7 +137,8 @@ export class Restorer {
       const netin = pr[RESTORE_IO.netin]!;
       // The tiled executor is kept for the next image with the same tile, and its sessions too
       // when the budget has room for them.
-      const keep = this.tiledBytes(ph, pw, tile) + tiledSessionBytes(4 * this.checkpoint.parameterCount) <= (o.memoryBudget ?? defaultMemoryBudget());
+      const spill = this.spill(ph, pw, tile, budget);
+      const keep = (spill ? this.baseBytes() + spill.hostBytes + tileBytes(cfg, tile) : this.tiledBytes(ph, pw, tile)) + tiledSessionBytes(4 * this.checkpoint.parameterCount) <= budget;
       if (this.tiled?.tile !== tile || this.tiled.keep !== keep) {
         await this.tiled?.t.release();
         this.tiled = { tile, keep, t: new TiledDIRformer(cfg, this.checkpoint.weights, { tile, keepSessions: keep, session: this.sessionOptions() }) };
@@ -140,6 +148,7 @@ export class Restorer {
       try {
         net = await tiled.run({ c: netin.shape[1]!, h: ph, w: pw, data: netin.data as Float32Array }, ipr, {
           ...(o.signal ? { signal: o.signal } : {}),
+          ...(spill ? { spill: { maps: spill.maps, diskBytes: spill.diskBytes, ...(o.spillDir ? { dir: o.spillDir } : {}) } } : {}),
           onProgress: (p) => o.onProgress?.({ phase: 'tiles', ...p }),
         });
       } catch (e) {
@@ -184,10 +193,29 @@ export class Restorer {
     return { ...(this.o.device ? { device: this.o.device } : {}), ...(this.o.threads ? { threads: this.o.threads } : {}) };
   }
 
+  private baseBytes(): number {
+    return baselineBytes(4 * this.checkpoint.parameterCount);
+  }
+
   /** Bytes of a tiled run: baseline, host feature maps and (tile > 0) ORT's working memory for the tile. */
   private tiledBytes(ph: number, pw: number, tile: number): number {
     const cfg = this.config;
-    return baselineBytes(4 * this.checkpoint.parameterCount) + tiledHostBytes(cfg, ph, pw, tile) + (tile ? tileBytes(cfg, tile) : 0);
+    return this.baseBytes() + tiledHostBytes(cfg, ph, pw, tile) + (tile ? tileBytes(cfg, tile) : 0);
+  }
+
+  /**
+   * The maps a tiled run keeps in a temporary file so that it fits `budget`: null when all fit in
+   * host memory; throws a one-line error when even spilling does not fit.
+   */
+  private spill(ph: number, pw: number, tile: number, budget: number): SpillPlan | null {
+    if (this.tiledBytes(ph, pw, tile) <= budget) return null;
+    const rest = this.baseBytes() + tileBytes(this.config, tile);
+    const plan = spillPlan(this.config, ph, pw, tile, budget - rest);
+    if (rest + plan.hostBytes > budget) {
+      const least = rest + plan.hostBytes;
+      throw new Error(`${pw}×${ph} in tiles of ${tile} needs about ${fmtBytes(least)} even with its feature maps in a temporary file, over the ${fmtBytes(budget)} memory budget; use a smaller tile (or --tile auto), or raise --memory-budget`);
+    }
+    return plan;
   }
 
   /** 0 for the whole image, else the tile side; errors when the image cannot fit the budget. */
@@ -204,15 +232,23 @@ export class Restorer {
     }
     if (tile !== 'auto') {
       if (!Number.isInteger(tile) || tile < m || tile % m !== 0) throw new Error(`tile size must be a positive multiple of ${m} for this model, got ${tile}`);
-      return tile >= ph && tile >= pw && whole <= budget ? 0 : tile;
+      if (tile >= ph && tile >= pw && whole <= budget) return 0;
+      this.spill(ph, pw, tile, budget);
+      return tile;
     }
     if (whole <= budget) return 0;
     const host = this.tiledBytes(ph, pw, 0);
     const t = autoTile(cfg, ph, pw, m, Math.max(0, budget - host));
-    if (t === null) {
-      throw new Error(`${pw}×${ph} needs about ${fmtBytes(host + tileBytes(cfg, m))} even in tiles, over the ${fmtBytes(budget)} memory budget; raise --memory-budget or use a smaller image`);
+    if (t !== null) return balancedTile(Math.max(ph, pw), t, m);
+    // The maps do not fit in host memory with any tile: the largest tile whose run fits with its
+    // largest maps in a temporary file.
+    for (let s = autoTile(cfg, ph, pw, m, budget - base) ?? 0; s >= m; s -= m) {
+      const bt = balancedTile(Math.max(ph, pw), s, m);
+      const rest = base + tileBytes(cfg, bt);
+      if (rest + spillPlan(cfg, ph, pw, bt, budget - rest).hostBytes <= budget) return bt;
     }
-    return balancedTile(Math.max(ph, pw), t, m);
+    const least = base + tileBytes(cfg, m) + spillPlan(cfg, ph, pw, m, 0).hostBytes;
+    throw new Error(`${pw}×${ph} needs about ${fmtBytes(least)} even in tiles with its feature maps in a temporary file, over the ${fmtBytes(budget)} memory budget; raise --memory-budget or use a smaller image`);
   }
 
   /** Releases all sessions. */

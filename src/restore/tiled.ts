@@ -24,6 +24,7 @@ import { type DIRformerStep, PROGRAM_INPUT, PROGRAM_OUTPUT, dirformerProgram } f
 import { Session, type SessionOptions } from '../runtime/session.js';
 import { stepTiles } from './memory.js';
 import { sameGrid, tileGrid, type Grid } from './grid.js';
+import { SpilledMap, SpillStore } from './spill.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
 
 /** A feature map of batch 1 in host memory: (C, H, W) row-major. */
@@ -54,10 +55,21 @@ export interface TiledOptions {
   readonly keepSessions?: boolean;
 }
 
+/** Maps of a run kept in a temporary spill file instead of host memory (see `spillPlan`). */
+export interface TiledSpill {
+  /** Names of the program's maps to spill. */
+  readonly maps: ReadonlySet<string>;
+  /** Disk bytes the spill files need at the most (checked against the free space first). */
+  readonly diskBytes: number;
+  /** Folder for the spill files' folder (default: the OS temp folder). */
+  readonly dir?: string;
+}
+
 /** Options of one run. */
 export interface TiledRunOptions {
   readonly signal?: AbortSignal;
   readonly onProgress?: (p: TiledProgress) => void;
+  readonly spill?: TiledSpill;
 }
 
 
@@ -66,6 +78,28 @@ export interface TiledRunOptions {
  * map, into `out` when given (reused across tiles) or a new array.
  */
 export function readTile(m: FeatureMap, y0: number, x0: number, th: number, tw: number, halo: number, out?: Float32Array): Float32Array {
+  return readStrided(planar(m), y0, x0, th, tw, halo, out);
+}
+
+/**
+ * A map's pixels in memory: (c, y, x) is at origin + c·cs + y·rs + x. A host map is planar
+ * (C, H, W); a band of a spill file holds some rows as (rows, C, W), with the origin shifted
+ * so that image rows index it directly.
+ */
+interface Strided {
+  readonly c: number;
+  readonly h: number;
+  readonly w: number;
+  readonly data: Float32Array;
+  readonly origin: number;
+  readonly cs: number;
+  readonly rs: number;
+}
+
+const planar = (m: FeatureMap): Strided => ({ c: m.c, h: m.h, w: m.w, data: m.data, origin: 0, cs: m.h * m.w, rs: m.w });
+
+/** {@link readTile} from any layout; only the rows the window needs must be present. */
+function readStrided(m: Strided, y0: number, x0: number, th: number, tw: number, halo: number, out?: Float32Array): Float32Array {
   const H = th + 2 * halo;
   const W = tw + 2 * halo;
   const ya = Math.max(0, y0 - halo);
@@ -79,7 +113,7 @@ export function readTile(m: FeatureMap, y0: number, x0: number, th: number, tw: 
   if (ya >= yb || xa >= xb) return out;
   for (let c = 0; c < m.c; c++) {
     for (let y = ya; y < yb; y++) {
-      const src = (c * m.h + y) * m.w;
+      const src = m.origin + c * m.cs + y * m.rs;
       const dst = (c * H + (y - y0 + halo)) * W + (xa - x0 + halo);
       out.set(m.data.subarray(src + xa, src + xb), dst);
     }
@@ -88,9 +122,67 @@ export function readTile(m: FeatureMap, y0: number, x0: number, th: number, tw: 
 }
 
 /** Writes a (c, th, tw) tile into `m` at (y0, x0). */
-function writeTile(m: FeatureMap, y0: number, x0: number, th: number, tw: number, tile: Float32Array): void {
-  for (let c = 0; c < m.c; c++) {
-    for (let y = 0; y < th; y++) m.data.set(tile.subarray((c * th + y) * tw, (c * th + y + 1) * tw), (c * m.h + y0 + y) * m.w + x0);
+function writeTile(m: FeatureMap | Strided, y0: number, x0: number, th: number, tw: number, tile: Float32Array): void {
+  const d = 'origin' in m ? m : planar(m);
+  for (let c = 0; c < d.c; c++) {
+    for (let y = 0; y < th; y++) d.data.set(tile.subarray((c * th + y) * tw, (c * th + y + 1) * tw), d.origin + c * d.cs + (y0 + y) * d.rs + x0);
+  }
+}
+
+/**
+ * Writes a spilled map tile by tile: the output tiles of a row of tiles fill a band of rows in
+ * host memory, written to the file when the row is complete (the last row of tiles overlaps
+ * the one before it and rewrites those rows, as {@link writeTile} does in host memory).
+ */
+class BandWriter {
+  private readonly band: Float32Array;
+  private y0 = -1;
+
+  constructor(
+    readonly map: SpilledMap,
+    private readonly th: number,
+  ) {
+    this.band = new Float32Array(th * map.rowFloats);
+  }
+
+  put(y0: number, x0: number, tw: number, tile: Float32Array): void {
+    if (y0 !== this.y0) this.flush();
+    this.y0 = y0;
+    const m = this.map;
+    writeTile({ c: m.c, h: m.h, w: m.w, data: this.band, origin: -y0 * m.rowFloats, cs: m.w, rs: m.rowFloats }, y0, x0, this.th, tw, tile);
+  }
+
+  /** Writes the current band (call once more after the last tile). */
+  flush(): void {
+    if (this.y0 >= 0) this.map.writeRows(this.y0, this.th, this.band);
+    this.y0 = -1;
+  }
+}
+
+/** Reads tile windows of a spilled map: the rows of one row of tiles are read once into a band. */
+class BandReader {
+  private readonly band: Float32Array;
+  private ya = 0;
+  private yb = 0;
+
+  /** `rows`: the most rows a window needs (tile height and halos). */
+  constructor(
+    readonly map: SpilledMap,
+    rows: number,
+  ) {
+    this.band = new Float32Array(Math.min(rows, map.h) * map.rowFloats);
+  }
+
+  /** {@link readTile} from the file. */
+  window(y0: number, x0: number, th: number, tw: number, halo: number, out: Float32Array): Float32Array {
+    const m = this.map;
+    const ya = Math.max(0, y0 - halo);
+    const yb = Math.min(m.h, y0 + th + halo);
+    if (ya < this.ya || yb > this.yb) {
+      m.readRows(ya, yb - ya, this.band);
+      [this.ya, this.yb] = [ya, yb];
+    }
+    return readStrided({ c: m.c, h: m.h, w: m.w, data: this.band, origin: -this.ya * m.rowFloats, cs: m.w, rs: m.rowFloats }, y0, x0, th, tw, halo, out);
   }
 }
 
@@ -110,7 +202,7 @@ interface TileWindows {
   readonly data: Float32Array[];
 }
 
-type HostMap = FeatureMap | TileWindows;
+type HostMap = FeatureMap | TileWindows | SpilledMap;
 
 const isWindows = (m: HostMap): m is TileWindows => 'halo' in m;
 
@@ -247,6 +339,21 @@ export class TiledDIRformer {
   /** Runs DIRformer on the padded network input `input` (C, H, W) with IPR `z`. */
   async run(input: FeatureMap, z: Float32Array, r: TiledRunOptions = {}): Promise<FeatureMap> {
     if (z.length !== IPR_DIM) throw new Error(`IPR must have ${IPR_DIM} values, got ${z.length}`);
+    const spill = r.spill?.maps.size ? r.spill : null;
+    for (const n of spill?.maps ?? []) {
+      if (n === PROGRAM_INPUT || n === PROGRAM_OUTPUT || !this.scales.has(n)) throw new Error(`tiled DIRformer: cannot spill map '${n}'`);
+    }
+    const store = spill ? SpillStore.open(spill.diskBytes, spill.dir) : null;
+    try {
+      return await this.runSteps(input, z, r, store);
+    } finally {
+      store?.close();
+      this.pool.clear();
+    }
+  }
+
+  private async runSteps(input: FeatureMap, z: Float32Array, r: TiledRunOptions, store: SpillStore | null): Promise<FeatureMap> {
+    const spilled = (n: string) => store !== null && r.spill!.maps.has(n);
     const maps = new Map<string, HostMap>([[PROGRAM_INPUT, input]]);
     const total = this.runCount(input.h, input.w);
     let done = 0;
@@ -269,12 +376,26 @@ export class TiledDIRformer {
       if (s.kind === 'block') {
         const C = s.opts.dim;
         const ch = C / s.opts.heads;
-        // The input as windows of this grid with a 2-pixel halo (both passes read them).
-        const fromMap = !isWindows(maps.get(s.input)!);
-        const win = this.blockWindows(maps, s.input, i, grids[i]!);
-        const n = ys.length * xs.length;
-        const masks = Array.from({ length: n }, (_, k) => f32([1, 1, th + 4, tw + 4], insideMask({ h: H, w: W }, ys[Math.floor(k / xs.length)]!, xs[k % xs.length]!, th, tw, 2)));
-        const xT = (k: number) => f32([1, C, th + 4, tw + 4], win.data[k]!);
+        // The input as windows of this grid with a 2-pixel halo (both passes read them): all in
+        // host memory, or, spilled, each read from the file when its tile runs.
+        const inMap = maps.get(s.input)!;
+        const fromMap = !isWindows(inMap);
+        const reader = inMap instanceof SpilledMap ? new BandReader(inMap, th + 4) : null;
+        const win = reader ? null : this.blockWindows(maps, s.input, i, grids[i]!);
+        const xBuf = reader ? new Float32Array(C * (th + 4) * (tw + 4)) : null;
+        const xT = (k: number) => {
+          const data = reader ? reader.window(ys[Math.floor(k / xs.length)]!, xs[k % xs.length]!, th, tw, 2, xBuf!) : win!.data[k]!;
+          return f32([1, C, th + 4, tw + 4], data);
+        };
+        // Masks differ only where a window crosses the map's border: one per kind of crossing.
+        const maskOf = new Map<string, HostTensor>();
+        const mask = (k: number) => {
+          const [y0, x0] = [ys[Math.floor(k / xs.length)]!, xs[k % xs.length]!];
+          const key = `${Math.max(0, 2 - y0)},${Math.max(0, y0 + th + 2 - H)},${Math.max(0, 2 - x0)},${Math.max(0, x0 + tw + 2 - W)}`;
+          let m = maskOf.get(key);
+          if (!m) maskOf.set(key, (m = f32([1, 1, th + 4, tw + 4], insideMask({ h: H, w: W }, y0, x0, th, tw, 2))));
+          return m;
+        };
         const S = new Float64Array(s.opts.heads * ch * ch);
         const nq = new Float64Array(C);
         const nk = new Float64Array(C);
@@ -287,7 +408,7 @@ export class TiledDIRformer {
             const ox = ownedFrom(xs, xi, tw) - xs[xi]!;
             for (let y = oy; y < th; y++) own.fill(1, y * tw + ox, (y + 1) * tw);
             const k = yi * xs.length + xi;
-            const res = await statsS.run({ x: xT(k), mask: masks[k]!, own: f32([1, 1, th, tw], own), z: zT });
+            const res = await statsS.run({ x: xT(k), mask: mask(k), own: f32([1, 1, th, tw], own), z: zT });
             const add = (acc: Float64Array, v: HostTensor) => (v.data as Float32Array).forEach((x, j) => (acc[j]! += x));
             add(S, res.S!);
             add(nq, res.nq!);
@@ -297,9 +418,11 @@ export class TiledDIRformer {
         }
         // Written as windows when every consumer is a block on the same grid, else as a map.
         const consumers = this.steps.flatMap((t, j) => (j > i && stepInputs(t).includes(s.output) ? [j] : []));
-        const asWindows = consumers.length > 0 && consumers.every((j) => this.steps[j]!.kind === 'block' && sameGrid(grids[j]!, grids[i]!));
+        const toFile = spilled(s.output);
+        const asWindows = !toFile && consumers.length > 0 && consumers.every((j) => this.steps[j]!.kind === 'block' && sameGrid(grids[j]!, grids[i]!));
         this.trimPool(asWindows ? TiledDIRformer.poolKey(grids[i]!, C, 2) : null);
-        const out: HostMap = asWindows ? this.windows(null, grids[i]!, 2, C) : { c: C, h: H, w: W, data: new Float32Array(C * H * W) };
+        const writer = toFile ? new BandWriter(store!.map(C, H, W), th) : null;
+        const out: HostMap = writer ? writer.map : asWindows ? this.windows(null, grids[i]!, 2, C) : { c: C, h: H, w: W, data: new Float32Array(C * H * W) };
         const apply = await this.session(`${i}:B:${th}x${tw}`, () => this.applyGraph(s, th, tw));
         const yb = f32([1, C, th, tw], new Float32Array(C * th * tw));
         const sums = {
@@ -311,32 +434,39 @@ export class TiledDIRformer {
           for (let xi = 0; xi < xs.length; xi++) {
             check();
             const k = yi * xs.length + xi;
-            await apply.run({ x: xT(k), mask: masks[k]!, z: zT, ...sums }, undefined, { y: yb });
-            if (isWindows(out)) scatterTile(out, ys[yi]!, xs[xi]!, yb.data as Float32Array);
-            else writeTile(out, ys[yi]!, xs[xi]!, th, tw, yb.data as Float32Array);
+            await apply.run({ x: xT(k), mask: mask(k), z: zT, ...sums }, undefined, { y: yb });
+            if (writer) writer.put(ys[yi]!, xs[xi]!, tw, yb.data as Float32Array);
+            else if (isWindows(out)) scatterTile(out, ys[yi]!, xs[xi]!, yb.data as Float32Array);
+            else if (!(out instanceof SpilledMap)) writeTile(out, ys[yi]!, xs[xi]!, th, tw, yb.data as Float32Array);
             tick();
           }
         }
-        if (fromMap) this.recycle(win);
+        writer?.flush();
+        if (fromMap && win) this.recycle(win);
         maps.set(s.output, out);
       } else {
         this.trimPool(null);
         const ins = stepInputs(s).map((n) => maps.get(n)!);
         if (ins.some(isWindows)) throw new Error(`tiled DIRformer: step ${s.output} reads tile windows`);
-        const local = await this.session(`${i}:L:${th}x${tw}`, () => this.localGraph(s, ins as FeatureMap[], th, tw));
+        const local = await this.session(`${i}:L:${th}x${tw}`, () => this.localGraph(s, ins as (FeatureMap | SpilledMap)[], th, tw));
         let out: FeatureMap | null = null;
+        let writer: BandWriter | null = null;
         // Input windows and the output tile reuse their buffers across tiles.
-        const wins = (ins as FeatureMap[]).map((m, k) => {
+        const wins = (ins as (FeatureMap | SpilledMap)[]).map((m, k) => {
           const { g, halo } = this.inputWindow(s, k);
-          return { m, g, halo, t: f32([1, m.c, th * g + 2 * halo, tw * g + 2 * halo], new Float32Array(m.c * (th * g + 2 * halo) * (tw * g + 2 * halo))) };
+          const [wh, ww] = [th * g + 2 * halo, tw * g + 2 * halo];
+          const reader = m instanceof SpilledMap ? new BandReader(m, wh) : null;
+          const t = f32([1, m.c, wh, ww], new Float32Array(m.c * wh * ww));
+          const read = (y0: number, x0: number) => (reader ? reader.window(y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array) : readTile(m as FeatureMap, y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array));
+          return { read, t };
         });
         let yT: HostTensor | null = null;
         for (const y0 of ys) {
           for (const x0 of xs) {
             check();
             const feeds: Record<string, HostTensor> = {};
-            wins.forEach(({ m, g, halo, t }, k) => {
-              readTile(m, y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array);
+            wins.forEach(({ read, t }, k) => {
+              read(y0, x0);
               feeds[`in${k}`] = t;
             });
             if (yT) await local.run(feeds, undefined, { y: yT });
@@ -344,17 +474,25 @@ export class TiledDIRformer {
               const y = (await local.run(feeds)).y!;
               yT = f32([...y.shape], Float32Array.from(y.data as Float32Array));
             }
-            out ??= { c: yT.shape[1]!, h: H, w: W, data: new Float32Array(yT.shape[1]! * H * W) };
-            writeTile(out, y0, x0, th, tw, yT.data as Float32Array);
+            const c = yT.shape[1]!;
+            if (spilled(s.output)) {
+              writer ??= new BandWriter(store!.map(c, H, W), th);
+              writer.put(y0, x0, tw, yT.data as Float32Array);
+            } else {
+              out ??= { c, h: H, w: W, data: new Float32Array(c * H * W) };
+              writeTile(out, y0, x0, th, tw, yT.data as Float32Array);
+            }
             tick();
           }
         }
-        maps.set(s.output, out!);
+        writer?.flush();
+        maps.set(s.output, writer?.map ?? out!);
       }
       for (const name of stepInputs(s)) {
         if (this.lastUse.get(name) !== i || name === PROGRAM_INPUT) continue;
         const m = maps.get(name);
         if (m && isWindows(m)) this.recycle(m);
+        if (m instanceof SpilledMap) store!.drop(m);
         maps.delete(name);
       }
       if (!this.o.keepSessions) await this.release();
@@ -372,6 +510,7 @@ export class TiledDIRformer {
   private blockWindows(maps: Map<string, HostMap>, name: string, i: number, g: Grid): TileWindows {
     const m = maps.get(name)!;
     if (isWindows(m)) return m;
+    if (m instanceof SpilledMap) throw new Error(`tiled DIRformer: map '${name}' is spilled`);
     if (this.lastUse.get(name) === i && name !== PROGRAM_INPUT) maps.delete(name);
     return this.windows(m, g, 2);
   }
@@ -448,7 +587,7 @@ export class TiledDIRformer {
     return { g: this.scales.get(stepInputs(s)[k]!)! / this.scales.get(s.output)!, halo: s.kind === 'conv' ? (s.k - 1) / 2 : 0 };
   }
 
-  private localGraph(s: DIRformerStep, ins: readonly FeatureMap[], th: number, tw: number): Graph {
+  private localGraph(s: DIRformerStep, ins: readonly { readonly c: number }[], th: number, tw: number): Graph {
     const g = new Graph(`step:${s.output}`);
     const xs = ins.map((m, k) => {
       const w = this.inputWindow(s, k);

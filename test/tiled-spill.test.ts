@@ -1,0 +1,119 @@
+/** Tiled restore with its feature maps in a temporary file: same output, the files gone afterwards, clear errors. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inputChannels } from '../src/models/config.js';
+import { DiffIRS2 } from '../src/models/diffir.js';
+import { initParams } from '../src/nn/init.js';
+import { compile } from '../src/runtime/compile.js';
+import { TiledDIRformer } from '../src/restore/tiled.js';
+import { Restorer } from '../src/restore/restore.js';
+import { baselineBytes, spillPlan, tileBytes, tiledHostBytes } from '../src/restore/memory.js';
+import type { LoadedImage } from '../src/image/io.js';
+import { Rng } from '../src/random.js';
+import { randn } from './helpers/gradcheck.js';
+import { tinyConfig, tinyDirformer } from './helpers/tiny-dirformer.js';
+
+/** Files under `dir`, at any depth. */
+const files = (dir: string) => readdirSync(dir, { recursive: true }).map(String);
+
+const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
+
+test('spilled tiled DIRformer equals the whole image and deletes its files, also on cancel', async () => {
+  const cfg = tinyConfig('deblur', 1);
+  const [H, W, tile] = [40, 56, 8];
+  const C = inputChannels(cfg);
+  const { graph, weights } = tinyDirformer(cfg, H, W);
+  const x = randn([1, C, H, W], 5, 0.5);
+  const z = randn([1, 256], 6);
+  const whole = await compile(graph, { params: 'initializers', weights }, { threads: 2 });
+  const ref = (await whole.run({ input: x, z })).out!.data as Float32Array;
+  await whole.release();
+  const t = new TiledDIRformer(cfg, weights, { tile, session: { threads: 2 } });
+  const input = { c: C, h: H, w: W, data: x.data };
+  const inRam = await t.run(input, z.data);
+  const all = tiledHostBytes(cfg, H, W, tile);
+  // Everything that can go to disk, and a budget that spills only some maps.
+  for (const limit of [0, all / 2]) {
+    const plan = spillPlan(cfg, H, W, tile, limit);
+    assert.ok(plan.maps.size > 0 && plan.hostBytes < all, `limit ${limit}: ${plan.maps.size} maps spilled, host ${plan.hostBytes} of ${all}`);
+    if (limit > 0) assert.ok(plan.hostBytes <= limit);
+    const dir = mkdtempSync(join(tmpdir(), 'diffir-test-spill-'));
+    try {
+      let most = 0;
+      const out = await t.run(input, z.data, { spill: { ...plan, dir }, onProgress: () => (most = Math.max(most, files(dir).length)) });
+      assert.ok(most > 1, 'the spill files were written under the given folder');
+      assert.deepEqual(files(dir), [], 'spill files left behind');
+      const d = maxDiff(out.data, ref);
+      assert.ok(d < 1e-4, `limit ${limit}: max abs difference to the whole image ${d}`);
+      assert.ok(maxDiff(out.data, inRam.data) < 1e-6, `limit ${limit}: differs from the in-memory tiled run`);
+      console.log(`spill of ${plan.maps.size} maps (host ${plan.hostBytes} of ${all} bytes): max abs difference ${d.toExponential(2)}`);
+
+      // Cancelled half-way: the run rejects with the reason and leaves nothing behind.
+      const ac = new AbortController();
+      const stop = new Error('stop here');
+      let seen = 0;
+      await assert.rejects(
+        t.run(input, z.data, {
+          spill: { ...plan, dir },
+          signal: ac.signal,
+          onProgress: (p) => {
+            seen = Math.max(seen, files(dir).length);
+            if (p.done === Math.floor(p.total / 2)) ac.abort(stop);
+          },
+        }),
+        (e) => e === stop,
+      );
+      assert.ok(seen > 1);
+      assert.deepEqual(files(dir), [], 'spill files left behind after a cancel');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  // Not enough free disk: one line naming the fix, before any work.
+  let runs = 0;
+  await assert.rejects(t.run(input, z.data, { spill: { ...spillPlan(cfg, H, W, tile, 0), diskBytes: 2 ** 60 }, onProgress: () => runs++ }), (e: Error) => {
+    assert.match(e.message, /^tiled restore needs .* of temporary disk space in .* but only .* is free; free some space, set TMPDIR/);
+    assert.ok(!e.message.includes('\n'));
+    return true;
+  });
+  assert.equal(runs, 0);
+  await t.release();
+});
+
+test('the restorer spills when the budget needs it, and refuses a budget that even spilling cannot meet', async () => {
+  const cfg = tinyConfig('deblur', 1);
+  const weights = initParams(DiffIRS2(cfg), 1);
+  const r = Restorer.load({ file: 'tiny', config: cfg, stage: 2, presets: [], weights, parameterCount: 0 }, { threads: 2 });
+  const [H, W, tile] = [40, 56, 8];
+  const rng = new Rng(7);
+  const data = Float32Array.from({ length: 3 * H * W }, () => Math.min(1, Math.max(0, 0.5 + 0.2 * rng.normal())));
+  const img: LoadedImage = { rgb: { dtype: 'float32', shape: [1, 3, H, W], data }, alpha: null, gray: false, bitDepth: 8, format: 'png', width: W, height: H, orientationApplied: false };
+  const whole = await r.restore(img, { tile: 0 });
+  // Room for the baseline, one tile and the least host memory of a spilled run, not for the maps.
+  const rest = baselineBytes(0) + tileBytes(cfg, tile);
+  const least = rest + spillPlan(cfg, H, W, tile, 0).hostBytes;
+  assert.ok(least < rest + tiledHostBytes(cfg, H, W, tile));
+  const dir = mkdtempSync(join(tmpdir(), 'diffir-test-spill-'));
+  try {
+    let most = 0;
+    const onProgress = () => (most = Math.max(most, files(dir).length));
+    const spilled = await r.restore(img, { tile, memoryBudget: least, spillDir: dir, onProgress });
+    assert.ok(most > 1, 'the restorer spilled');
+    assert.deepEqual(files(dir), []);
+    assert.ok(maxDiff(spilled.rgb.data as Float32Array, whole.rgb.data as Float32Array) < 1e-5);
+    // The automatic choice spills too rather than refusing.
+    most = 0;
+    const auto = await r.restore(img, { memoryBudget: least, spillDir: dir, onProgress });
+    assert.ok(auto.tile > 0 && most > 1, `auto: tile ${auto.tile}, ${most} spill files`);
+    assert.ok(maxDiff(auto.rgb.data as Float32Array, whole.rgb.data as Float32Array) < 1e-5);
+    assert.deepEqual(files(dir), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  await assert.rejects(r.restore(img, { tile, memoryBudget: least - 1 }), /^Error: 56×40 in tiles of 8 needs about .* even with its feature maps in a temporary file, over the .* memory budget; use a smaller tile/);
+  await assert.rejects(r.restore(img, { memoryBudget: baselineBytes(0) + tileBytes(cfg, 8) }), /^Error: 56×40 needs about .* even in tiles with its feature maps in a temporary file, over the .* memory budget; raise --memory-budget/);
+  await r.release();
+});

@@ -6,10 +6,14 @@
  * tiled executor produces and consumes tiles row of tiles by row of tiles, so a band of
  * rows is one contiguous read or write whatever the tile width. Plain positioned reads and
  * writes (not mmap): the file's pages then stay in the OS cache, outside the process's RSS.
+ * Each file is unlinked as soon as it is opened: it has no name while in use, and the OS frees
+ * its space when the descriptor closes, also when the process is killed or crashes.
  */
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sanitize } from '../errors.js';
 import { fmtBytes } from './memory.js';
 
 /** A (C, H, W) feature map in a spill file, read and written by bands of whole rows. */
@@ -24,7 +28,8 @@ export class SpilledMap {
     readonly w: number,
     private readonly file: string,
   ) {
-    this.fd = openSync(file, 'w+', 0o600);
+    this.fd = openSync(file, 'wx+', 0o600);
+    unlinkSync(file);
     this.rowFloats = c * w;
   }
 
@@ -46,12 +51,11 @@ export class SpilledMap {
     }
   }
 
-  /** Closes and deletes the file (its disk space is freed at once). */
+  /** Closes the (already unlinked) file: its disk space is freed. */
   delete(): void {
     if (this.fd === null) return;
     closeSync(this.fd);
     this.fd = null;
-    rmSync(this.file, { force: true });
   }
 
   private open(): number {
@@ -61,56 +65,46 @@ export class SpilledMap {
 }
 
 /**
- * A temporary folder of spill files for one run. `close` deletes it (call it in a `finally`:
- * after an error or a cancel too); a process that exits without closing it still removes it.
+ * The spill files of one run, in `dir`. `close` closes them all (call it in a `finally`: after
+ * an error or a cancel too); files a killed process leaves open are freed by the OS.
  */
 export class SpillStore {
   private readonly maps = new Set<SpilledMap>();
+  private readonly prefix = `diffir-spill-${process.pid}-${randomBytes(4).toString('hex')}`;
   private n = 0;
-  private readonly onExit = () => this.close();
 
-  private constructor(readonly dir: string) {
-    process.once('exit', this.onExit);
-  }
+  private constructor(readonly dir: string) {}
 
   /**
-   * Creates the folder under `parent` (default: the OS temp folder) after checking that the
-   * file system has `bytes` free; throws a one-line error naming the fix when not.
+   * Spill files in `dir` (default: the OS temp folder), after checking that its file system
+   * has `bytes` free; throws a one-line error naming the fix when not.
    */
-  static open(bytes: number, parent = tmpdir()): SpillStore {
-    const fs = statfsSync(parent);
+  static open(bytes: number, dir = tmpdir()): SpillStore {
+    const fs = statfsSync(dir);
     const free = fs.bavail * fs.bsize;
     // A margin for the rest of the system: filling the disk would hurt more than the refusal.
     if (bytes + 256 * 2 ** 20 > free) {
-      throw new Error(`tiled restore needs ${fmtBytes(bytes)} of temporary disk space in ${parent} to stay within the memory budget, but only ${fmtBytes(free)} is free; free some space, set TMPDIR to a larger disk, or raise --memory-budget`);
+      throw new Error(`tiled restore needs ${fmtBytes(bytes)} of temporary disk space in ${sanitize(dir)} to stay within the memory budget, but only ${fmtBytes(free)} is free; free some space, set TMPDIR to a larger disk, or raise --memory-budget`);
     }
-    return new SpillStore(mkdtempSync(join(parent, 'diffir-spill-')));
+    return new SpillStore(dir);
   }
 
   /** A new spill file for a (c, h, w) map. */
   map(c: number, h: number, w: number): SpilledMap {
-    const m = new SpilledMap(c, h, w, join(this.dir, `map${this.n++}.f32`));
+    const m = new SpilledMap(c, h, w, join(this.dir, `${this.prefix}-${this.n++}.f32`));
     this.maps.add(m);
     return m;
   }
 
-  /** Deletes one map's file. */
+  /** Closes one map's file. */
   drop(m: SpilledMap): void {
     m.delete();
     this.maps.delete(m);
   }
 
-  /** Deletes every file and the folder. */
+  /** Closes every file. */
   close(): void {
-    process.removeListener('exit', this.onExit);
-    for (const m of this.maps) {
-      try {
-        m.delete();
-      } catch {
-        // The folder is removed below anyway.
-      }
-    }
+    for (const m of this.maps) m.delete();
     this.maps.clear();
-    rmSync(this.dir, { recursive: true, force: true });
   }
 }

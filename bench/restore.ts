@@ -24,7 +24,7 @@ import { DiffIRS2 } from '../src/models/diffir.js';
 import { initParams } from '../src/nn/init.js';
 import { Restorer, type RestoreOptions, type RestoreProgress } from '../src/restore/restore.js';
 import { paddedSize, wholeImageGraph } from '../src/restore/graphs.js';
-import { baselineBytes, spillPlan, tileBytes, tiledHostBytes } from '../src/restore/memory.js';
+import { spillPlan, tileBytes, tiledBaseBytes, tiledHostBytes } from '../src/restore/memory.js';
 import { toOnnx } from '../src/graph/onnx.js';
 import { Session } from '../src/runtime/session.js';
 import type { LoadedImage } from '../src/image/io.js';
@@ -59,7 +59,7 @@ const CASES: Record<string, Case> = {
 /** Budgets for tiles of `tile` on a `size`² image that just fit: all maps in host memory, and as many spilled as help. */
 function spillBudgets(r: Restorer, size: number, tile: number): { ram: number; spill: number; maps: number } {
   const cfg = r.config;
-  const rest = baselineBytes(4 * r.checkpoint.parameterCount) + tileBytes(cfg, tile);
+  const rest = tiledBaseBytes(cfg, 4 * r.checkpoint.parameterCount, size, size) + tileBytes(cfg, tile);
   const plan = spillPlan(cfg, size, size, tile, 0);
   return { ram: rest + tiledHostBytes(cfg, size, size, tile), spill: rest + plan.hostBytes, maps: plan.maps.size };
 }
@@ -160,7 +160,7 @@ async function child(key: string): Promise<void> {
   let plan: { maps: number; hostGiB: number; diskGiB: number } | null = null;
   if (c.budget && tile) {
     const [h, w] = paddedSize(cfg, c.height ?? c.size, c.size);
-    const rest = baselineBytes(4 * r.checkpoint.parameterCount) + tileBytes(cfg, tile);
+    const rest = tiledBaseBytes(cfg, 4 * r.checkpoint.parameterCount, h, w) + tileBytes(cfg, tile);
     if (rest + tiledHostBytes(cfg, h, w, tile) > c.budget) {
       const p = spillPlan(cfg, h, w, tile, c.budget - rest);
       plan = { maps: p.maps.size, hostGiB: p.hostBytes / 2 ** 30, diskGiB: p.diskBytes / 2 ** 30 };

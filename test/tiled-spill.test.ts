@@ -10,7 +10,7 @@ import { initParams } from '../src/nn/init.js';
 import { compile } from '../src/runtime/compile.js';
 import { TiledDIRformer } from '../src/restore/tiled.js';
 import { Restorer } from '../src/restore/restore.js';
-import { baselineBytes, spillPlan, tileBytes, tiledHostBytes } from '../src/restore/memory.js';
+import { spillPlan, tileBytes, tiledBaseBytes, tiledHostBytes } from '../src/restore/memory.js';
 import type { LoadedImage } from '../src/image/io.js';
 import { Rng } from '../src/random.js';
 import { randn } from './helpers/gradcheck.js';
@@ -108,7 +108,7 @@ test('the restorer spills when the budget needs it, and refuses a budget that ev
   const img: LoadedImage = { rgb: { dtype: 'float32', shape: [1, 3, H, W], data }, alpha: null, gray: false, bitDepth: 8, format: 'png', width: W, height: H, orientationApplied: false };
   const whole = await r.restore(img, { tile: 0 });
   // Room for the baseline, one tile and the least host memory of a spilled run, not for the maps.
-  const rest = baselineBytes(0) + tileBytes(cfg, tile);
+  const rest = tiledBaseBytes(cfg, 0, H, W) + tileBytes(cfg, tile);
   const least = rest + spillPlan(cfg, H, W, tile, 0).hostBytes;
   assert.ok(least < rest + tiledHostBytes(cfg, H, W, tile));
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'diffir-test-spill-')));
@@ -130,6 +130,6 @@ test('the restorer spills when the budget needs it, and refuses a budget that ev
     rmSync(dir, { recursive: true, force: true });
   }
   await assert.rejects(r.restore(img, { tile, memoryBudget: least - 1 }), /^Error: 56×40 in tiles of 8 needs about .* even with its feature maps in a temporary file, over the .* memory budget; use a smaller tile/);
-  await assert.rejects(r.restore(img, { memoryBudget: baselineBytes(0) + tileBytes(cfg, 8) }), /^Error: 56×40 needs about .* even in tiles with its feature maps in a temporary file, over the .* memory budget; raise --memory-budget/);
+  await assert.rejects(r.restore(img, { memoryBudget: tiledBaseBytes(cfg, 0, H, W) + tileBytes(cfg, 8) }), /^Error: 56×40 needs about .* even in tiles with its feature maps in a temporary file, over the .* memory budget; raise --memory-budget/);
   await r.release();
 });

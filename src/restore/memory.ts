@@ -92,6 +92,15 @@ export function baselineBytes(weightBytes: number): number {
 }
 
 /**
+ * What a tiled run holds besides its feature maps and ORT's tile memory: the baseline and the
+ * decoded image (network-input channels at the padded H×W; measured at 12 MP: 144 MB the
+ * estimate had missed).
+ */
+export function tiledBaseBytes(cfg: DiffIRConfig, weightBytes: number, height: number, width: number): number {
+  return baselineBytes(weightBytes) + 4 * inputChannels(cfg) * height * width;
+}
+
+/**
  * Bytes the tiled executor's sessions hold when kept across images (see `keepSessions`):
  * measured, deblur-gopro with 103 MB of weights: +0.45 GB RSS.
  */

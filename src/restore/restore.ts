@@ -19,7 +19,7 @@ import { decodeImage, upscaleAlpha } from '#codec';
 import { RESTORE_IO, checkImageSize, finishGraph, paddedSize, priorGraph, wholeImageGraph } from './graphs.js';
 import { TiledDIRformer } from './tiled.js';
 import { balancedTile } from './grid.js';
-import { autoTile, baselineBytes, defaultMemoryBudget, fmtBytes, spillPlan, tileBytes, tiledHostBytes, tiledSessionBytes, wholeImageBytes, type SpillPlan } from './memory.js';
+import { autoTile, baselineBytes, defaultMemoryBudget, fmtBytes, spillPlan, tileBytes, tiledBaseBytes, tiledHostBytes, tiledSessionBytes, wholeImageBytes, type SpillPlan } from './memory.js';
 
 /** Where a restoration is: computing the prior, running the network, or tile runs of the tiled executor. */
 export interface RestoreProgress {
@@ -138,7 +138,7 @@ export class Restorer {
       // The tiled executor is kept for the next image with the same tile, and its sessions too
       // when the budget has room for them.
       const spill = this.spill(ph, pw, tile, budget);
-      const keep = (spill ? this.baseBytes() + spill.hostBytes + tileBytes(cfg, tile) : this.tiledBytes(ph, pw, tile)) + tiledSessionBytes(4 * this.checkpoint.parameterCount) <= budget;
+      const keep = (spill ? this.tiledBase(ph, pw) + spill.hostBytes + tileBytes(cfg, tile) : this.tiledBytes(ph, pw, tile)) + tiledSessionBytes(4 * this.checkpoint.parameterCount) <= budget;
       if (this.tiled?.tile !== tile || this.tiled.keep !== keep) {
         await this.tiled?.t.release();
         this.tiled = { tile, keep, t: new TiledDIRformer(cfg, this.checkpoint.weights, { tile, keepSessions: keep, session: this.sessionOptions() }) };
@@ -193,14 +193,14 @@ export class Restorer {
     return { ...(this.o.device ? { device: this.o.device } : {}), ...(this.o.threads ? { threads: this.o.threads } : {}) };
   }
 
-  private baseBytes(): number {
-    return baselineBytes(4 * this.checkpoint.parameterCount);
+  private tiledBase(ph: number, pw: number): number {
+    return tiledBaseBytes(this.config, 4 * this.checkpoint.parameterCount, ph, pw);
   }
 
-  /** Bytes of a tiled run: baseline, host feature maps and (tile > 0) ORT's working memory for the tile. */
+  /** Bytes of a tiled run: baseline and image, host feature maps and (tile > 0) ORT's working memory for the tile. */
   private tiledBytes(ph: number, pw: number, tile: number): number {
     const cfg = this.config;
-    return this.baseBytes() + tiledHostBytes(cfg, ph, pw, tile) + (tile ? tileBytes(cfg, tile) : 0);
+    return this.tiledBase(ph, pw) + tiledHostBytes(cfg, ph, pw, tile) + (tile ? tileBytes(cfg, tile) : 0);
   }
 
   /**
@@ -209,7 +209,7 @@ export class Restorer {
    */
   private spill(ph: number, pw: number, tile: number, budget: number): SpillPlan | null {
     if (this.tiledBytes(ph, pw, tile) <= budget) return null;
-    const rest = this.baseBytes() + tileBytes(this.config, tile);
+    const rest = this.tiledBase(ph, pw) + tileBytes(this.config, tile);
     const plan = spillPlan(this.config, ph, pw, tile, budget - rest);
     if (rest + plan.hostBytes > budget) {
       const least = rest + plan.hostBytes;
@@ -242,12 +242,13 @@ export class Restorer {
     if (t !== null) return balancedTile(Math.max(ph, pw), t, m);
     // The maps do not fit in host memory with any tile: the largest tile whose run fits with its
     // largest maps in a temporary file.
-    for (let s = autoTile(cfg, ph, pw, m, budget - base) ?? 0; s >= m; s -= m) {
+    const tb = this.tiledBase(ph, pw);
+    for (let s = autoTile(cfg, ph, pw, m, budget - tb) ?? 0; s >= m; s -= m) {
       const bt = balancedTile(Math.max(ph, pw), s, m);
-      const rest = base + tileBytes(cfg, bt);
+      const rest = tb + tileBytes(cfg, bt);
       if (rest + spillPlan(cfg, ph, pw, bt, budget - rest).hostBytes <= budget) return bt;
     }
-    const least = base + tileBytes(cfg, m) + spillPlan(cfg, ph, pw, m, 0).hostBytes;
+    const least = tb + tileBytes(cfg, m) + spillPlan(cfg, ph, pw, m, 0).hostBytes;
     throw new Error(`${pw}×${ph} needs about ${fmtBytes(least)} even in tiles with its feature maps in a temporary file, over the ${fmtBytes(budget)} memory budget; raise --memory-budget or use a smaller image`);
   }
 

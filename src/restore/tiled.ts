@@ -130,6 +130,38 @@ function writeTile(m: FeatureMap | Strided, y0: number, x0: number, th: number, 
 }
 
 /**
+ * Band buffers reused from step to step. Bands of a 12 MP map are ~250 MB each; dropped after
+ * every step, the last step's were still unreclaimed garbage when the next step allocated its
+ * own (measured: two 240 MB arrays a step peak at twice their size).
+ */
+class BandPool {
+  private free: Float32Array[] = [];
+  private used: Float32Array[] = [];
+
+  /** A band of `n` floats: the smallest free buffer that holds it, else a new one. */
+  take(n: number): Float32Array {
+    let best = -1;
+    this.free.forEach((b, i) => {
+      if (b.length >= n && (best < 0 || b.length < this.free[best]!.length)) best = i;
+    });
+    const buf = best >= 0 ? this.free.splice(best, 1)[0]! : new Float32Array(n);
+    this.used.push(buf);
+    return buf.subarray(0, n);
+  }
+
+  /** Ends a step: its bands are free for the next; buffers no step used since are dropped, so the pool does not grow. */
+  endStep(): void {
+    this.free = this.used;
+    this.used = [];
+  }
+
+  clear(): void {
+    this.free = [];
+    this.used = [];
+  }
+}
+
+/**
  * Writes a spilled map tile by tile: the output tiles of a row of tiles fill a band of rows in
  * host memory, written to the file when the row is complete (the last row of tiles overlaps
  * the one before it and rewrites those rows, as {@link writeTile} does in host memory).
@@ -141,8 +173,9 @@ class BandWriter {
   constructor(
     readonly map: SpilledMap,
     private readonly th: number,
+    bands: BandPool,
   ) {
-    this.band = new Float32Array(th * map.rowFloats);
+    this.band = bands.take(th * map.rowFloats);
   }
 
   put(y0: number, x0: number, tw: number, tile: Float32Array): void {
@@ -169,8 +202,9 @@ class BandReader {
   constructor(
     readonly map: SpilledMap,
     rows: number,
+    bands: BandPool,
   ) {
-    this.band = new Float32Array(Math.min(rows, map.h) * map.rowFloats);
+    this.band = bands.take(Math.min(rows, map.h) * map.rowFloats);
   }
 
   /** {@link readTile} from the file. */
@@ -349,6 +383,7 @@ export class TiledDIRformer {
     } finally {
       store?.close();
       this.pool.clear();
+      this.bands.clear();
     }
   }
 
@@ -380,7 +415,7 @@ export class TiledDIRformer {
         // host memory, or, spilled, each read from the file when its tile runs.
         const inMap = maps.get(s.input)!;
         const fromMap = !isWindows(inMap);
-        const reader = inMap instanceof SpilledMap ? new BandReader(inMap, th + 4) : null;
+        const reader = inMap instanceof SpilledMap ? new BandReader(inMap, th + 4, this.bands) : null;
         const win = reader ? null : this.blockWindows(maps, s.input, i, grids[i]!);
         const xBuf = reader ? new Float32Array(C * (th + 4) * (tw + 4)) : null;
         const xT = (k: number) => {
@@ -421,7 +456,7 @@ export class TiledDIRformer {
         const toFile = spilled(s.output);
         const asWindows = !toFile && consumers.length > 0 && consumers.every((j) => this.steps[j]!.kind === 'block' && sameGrid(grids[j]!, grids[i]!));
         this.trimPool(asWindows ? TiledDIRformer.poolKey(grids[i]!, C, 2) : null);
-        const writer = toFile ? new BandWriter(store!.map(C, H, W), th) : null;
+        const writer = toFile ? new BandWriter(store!.map(C, H, W), th, this.bands) : null;
         const out: HostMap = writer ? writer.map : asWindows ? this.windows(null, grids[i]!, 2, C) : { c: C, h: H, w: W, data: new Float32Array(C * H * W) };
         const apply = await this.session(`${i}:B:${th}x${tw}`, () => this.applyGraph(s, th, tw));
         const yb = f32([1, C, th, tw], new Float32Array(C * th * tw));
@@ -455,7 +490,7 @@ export class TiledDIRformer {
         const wins = (ins as (FeatureMap | SpilledMap)[]).map((m, k) => {
           const { g, halo } = this.inputWindow(s, k);
           const [wh, ww] = [th * g + 2 * halo, tw * g + 2 * halo];
-          const reader = m instanceof SpilledMap ? new BandReader(m, wh) : null;
+          const reader = m instanceof SpilledMap ? new BandReader(m, wh, this.bands) : null;
           const t = f32([1, m.c, wh, ww], new Float32Array(m.c * wh * ww));
           const read = (y0: number, x0: number) => (reader ? reader.window(y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array) : readTile(m as FeatureMap, y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array));
           return { read, t };
@@ -476,7 +511,7 @@ export class TiledDIRformer {
             }
             const c = yT.shape[1]!;
             if (spilled(s.output)) {
-              writer ??= new BandWriter(store!.map(c, H, W), th);
+              writer ??= new BandWriter(store!.map(c, H, W), th, this.bands);
               writer.put(y0, x0, tw, yT.data as Float32Array);
             } else {
               out ??= { c, h: H, w: W, data: new Float32Array(c * H * W) };
@@ -495,6 +530,7 @@ export class TiledDIRformer {
         if (m instanceof SpilledMap) store!.drop(m);
         maps.delete(name);
       }
+      this.bands.endStep();
       if (!this.o.keepSessions) await this.release();
     }
     this.pool.clear();
@@ -514,6 +550,8 @@ export class TiledDIRformer {
     if (this.lastUse.get(name) === i && name !== PROGRAM_INPUT) maps.delete(name);
     return this.windows(m, g, 2);
   }
+
+  private readonly bands = new BandPool();
 
   /** Window arrays of finished maps by grid, for the next windows of the same grid (their out-of-map zeros are where the new ones need them). */
   private readonly pool = new Map<string, Float32Array[][]>();

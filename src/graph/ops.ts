@@ -437,6 +437,19 @@ export function split(x: Value, sizes: readonly number[], axis: number): Value[]
   return g.node('Split', [x, constI64(g, sizes)], { axis: attr.int(a) }, outs);
 }
 
+/**
+ * Gathers entries of `x` along axis 0 at the given static indices (a 1-D int64 constant):
+ * out[i, …] = x[indices[i], …]. Used to rearrange weights, which ORT constant-folds.
+ */
+export function gather(x: Value, indices: readonly number[]): Value {
+  const g = x.graph;
+  const n = x.dim(0);
+  if (x.rank < 1 || !isStatic(n)) fail(g, 'Gather', `needs a tensor with a static first axis, got ${fmtShape(x.shape)}`);
+  const bad = indices.find((i) => !Number.isInteger(i) || i < 0 || i >= n);
+  if (bad !== undefined) fail(g, 'Gather', `index ${bad} is outside [0, ${n})`);
+  return node1(g, 'Gather', [x, constI64(g, indices, 'gather_indices')], { axis: attr.int(0) }, x.dtype, [indices.length, ...x.shape.slice(1)]);
+}
+
 /** Splits along `axis` into `n` equal parts (works for symbolic sizes). */
 export function chunk(x: Value, n: number, axis: number): Value[] {
   const g = x.graph;

@@ -54,6 +54,8 @@ export interface S2Inputs {
 /** Options of {@link buildS2Forward}. */
 export interface S2ForwardOptions {
   readonly mode: S2Mode;
+  /** Channel block of the runtime's convolutions, for inference graphs (see `DIRformerOptions.channelBlock`). */
+  readonly channelBlock?: number;
 }
 
 /** Results of the stage-2 forward. */
@@ -73,7 +75,7 @@ export interface S2Outputs {
 /** Builds DiffIRS2's forward in `g` (keys `G.*`, `condition.*`, `denoise.*`). */
 export function buildS2Forward(g: Graph, cfg: DiffIRConfig, inputs: S2Inputs, o: S2ForwardOptions): S2Outputs {
   const prior = buildS2Prior(g, cfg, inputs, o);
-  return { ...prior, out: dirformer(g, cfg, inputs.input, prior.ipr) };
+  return { ...prior, out: dirformer(g, cfg, inputs.input, prior.ipr, o.channelBlock ? { channelBlock: o.channelBlock } : {}) };
 }
 
 /**

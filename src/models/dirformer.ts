@@ -16,7 +16,7 @@
  */
 import type { Graph, Value } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
-import { conv2d } from '../nn/conv.js';
+import { conv2d, conv2dAfterShuffle } from '../nn/conv.js';
 import { type TransformerBlockOptions, transformerBlock } from '../nn/transformer.js';
 import { type DiffIRConfig, inputChannels, refinementBlocks, unetUnshuffle } from './config.js';
 
@@ -134,7 +134,18 @@ export function dirformer(g: Graph, cfg: DiffIRConfig, inp: Value, z: Value, o: 
     if (!v) throw new Error(`DIRformer program: map '${name}' is used before it is computed`);
     return v;
   };
-  for (const s of dirformerProgram(cfg, o.prefix ?? 'G')) {
+  const block = o.channelBlock ?? 1;
+  const steps = dirformerProgram(cfg, o.prefix ?? 'G');
+  for (let i = 0; i < steps.length; i++) {
+    const s = steps[i]!;
+    const next = steps[i + 1];
+    // A narrow last conv after a PixelShuffle (the SR tail's 3-channel output) runs before
+    // the shuffle, when the channel blocks would mostly be padding (see conv2dAfterShuffle).
+    if (block > 1 && s.kind === 'shuffle' && next?.kind === 'conv' && next.input === s.output && next.cout < block && !steps.slice(i + 2).some((t) => stepInputs(t).includes(s.output))) {
+      maps.set(next.output, conv2dAfterShuffle(g, next.prefix, get(s.input), { inChannels: next.cin, outChannels: next.cout, kernelSize: next.k, bias: next.bias }, s.r));
+      i++;
+      continue;
+    }
     let y: Value;
     switch (s.kind) {
       case 'unshuffle':
@@ -156,7 +167,7 @@ export function dirformer(g: Graph, cfg: DiffIRConfig, inp: Value, z: Value, o: 
         y = op.resize(get(s.input), { mode: 'nearest', scale: s.scale });
         break;
       case 'block':
-        y = transformerBlock(g, s.prefix, get(s.input), z, s.opts);
+        y = transformerBlock(g, s.prefix, get(s.input), z, block > 1 ? { ...s.opts, channelBlock: block } : s.opts);
         break;
     }
     maps.set(s.output, y);
@@ -168,4 +179,16 @@ export function dirformer(g: Graph, cfg: DiffIRConfig, inp: Value, z: Value, o: 
 export interface DIRformerOptions {
   /** Key prefix (default `G`). */
   readonly prefix?: string;
+  /**
+   * Channel block of the runtime's convolutions (default 1). Above 1 (8 for ORT's native CPU
+   * kernels), the graph is arranged for it with the same parameters and results up to float
+   * rounding: DGFN hidden widths padded with zero channels to the block, and a last conv
+   * narrower than the block moved before its PixelShuffle. For inference graphs.
+   */
+  readonly channelBlock?: number;
+}
+
+/** The maps a step reads. */
+function stepInputs(s: DIRformerStep): readonly string[] {
+  return s.kind === 'concat' || s.kind === 'add' ? s.inputs : [s.input];
 }

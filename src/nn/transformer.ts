@@ -21,6 +21,8 @@ export interface TransformerBlockOptions {
   readonly layerNormType: LayerNormType;
   /** Convolution biases (false in all released models). */
   readonly bias?: boolean;
+  /** Channel multiple of the DGFN's hidden width (see `DGFNOptions.channelBlock`). */
+  readonly channelBlock?: number;
 }
 
 /** One TransformerBlock on `x` (B, C, H, W) conditioned on the IPR `z` (B, 256). */

@@ -54,13 +54,14 @@ function finish(cfg: DiffIRConfig, out: Value, io: ImageInputs, height: number, 
 
 /**
  * The whole model for an H×W image: inputs `image` (1,3,H,W) [+ `mask` (1,1,H,W)] and
- * `x_T` (1,256); outputs `out` (1,3,H·s,W·s) and `ipr`.
+ * `x_T` (1,256); outputs `out` (1,3,H·s,W·s) and `ipr`. `channelBlock` arranges the graph
+ * for the runtime's convolution kernels (`convChannelBlock`; results equal up to rounding).
  */
-export function wholeImageGraph(cfg: DiffIRConfig, height: number, width: number): Graph {
+export function wholeImageGraph(cfg: DiffIRConfig, height: number, width: number, o: { readonly channelBlock?: number } = {}): Graph {
   const g = new Graph('DiffIR_restore');
   const io = imageInputs(g, cfg, height, width);
   const xT = g.input(RESTORE_IO.xT, [1, IPR_DIM]);
-  const r = buildS2Forward(g, cfg, { input: io.netin, xT }, { mode: 'infer' });
+  const r = buildS2Forward(g, cfg, { input: io.netin, xT }, { mode: 'infer', ...(o.channelBlock ? { channelBlock: o.channelBlock } : {}) });
   g.output(finish(cfg, r.out, io, height, width), RESTORE_IO.out);
   g.output(r.ipr, RESTORE_IO.ipr);
   return g;

@@ -6,7 +6,7 @@
  * exceed the budget run through the exact tiled executor, with the IPR (the global prior)
  * computed once on the whole image and shared by every tile.
  */
-import { Session, type Device } from '../runtime/session.js';
+import { Session, type Device, convChannelBlock } from '../runtime/session.js';
 import { SessionCache } from '../runtime/cache.js';
 import { toOnnx } from '../graph/onnx.js';
 import type { HostTensor } from '../tensor.js';
@@ -117,7 +117,7 @@ export class Restorer {
     let ipr: Float32Array;
     if (tile === 0) {
       o.onProgress?.({ phase: 'network', done: 0, total: 1 });
-      const s = await this.cache.get(`whole:${H}x${W}`, () => toOnnx(wholeImageGraph(cfg, H, W), { params: 'initializers', weights: this.checkpoint.weights }));
+      const s = await this.cache.get(`whole:${H}x${W}`, () => toOnnx(wholeImageGraph(cfg, H, W, { channelBlock: convChannelBlock(this.o.device) }), { params: 'initializers', weights: this.checkpoint.weights }));
       check();
       const r = await s.run(feeds);
       out = r[RESTORE_IO.out]!;

@@ -37,6 +37,15 @@ export interface SessionOptions {
   profilePrefix?: string;
 }
 
+/**
+ * The channel block that convolutions run in on `device`: 8 for onnxruntime-node's CPU
+ * kernels (NCHWc layout, AVX2 width), else 1. Graph builders use it to keep channel
+ * counts on the block (see `DIRformerOptions.channelBlock`).
+ */
+export function convChannelBlock(device: Device = 'cpu'): number {
+  return RUNTIME === 'onnxruntime-node' && device === 'cpu' ? 8 : 1;
+}
+
 /** Devices this build of ONNX Runtime can use. */
 export function availableDevices(): Device[] {
   return runtimeDevices();

@@ -10,24 +10,39 @@
  *
  *   node dist/bench/default-model.js [--photos dir-or-file,...] [--crops 2] [--old v1.safetensors,v2.safetensors]
  *     [--weights W] [--upscalerjs DIR] [--picture out.jpg] [--picture-of chelsea] [--runs 3] [--no-timing]
+ *     [--timing-only] [--baseline DIR] [--dim 32]
+ *
+ * Speed against another build (`--baseline DIR`: a checkout of this project with `dist/` built,
+ * e.g. `git worktree add DIR main && ln -s $PWD/node_modules DIR/ && (cd DIR && npx tsc)`): the
+ * two builds run alternately in the same run, whole process (`diffir restore`, wall and CPU
+ * seconds of the child) and restore only (in this process: the first image of a size, which
+ * builds the session, and the next ones), medians and ratios new / baseline. CPU seconds
+ * (user + sys) are quoted because wall time on a shared machine depends on the other jobs.
+ * `--dim N` times a random-weight model of the default model's configuration at width N
+ * instead of the shipped weights (for a wider model before it is trained). `--timing-only`
+ * skips the quality table.
  *
  * The photos default to ../shared/data/images (never trained on); add the held-out share of the
  * training collection with `--photos ../shared/data/images,<work>/photos/heldout`.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
-import type { LoadedImage } from '../src/image/io.js';
+import { type LoadedImage, loadImage } from '../src/image/io.js';
 import { imresize } from '../src/data/degrade/resize.js';
 import { evalPairs, EVAL_KINDS, EVAL_KIND_LABEL, type EvalKind } from '../src/data/eval-pairs.js';
 import { measure } from '../src/metrics/psnr-ssim.js';
 import { Restorer } from '../src/restore/restore.js';
 import { DEFAULT_MODEL_PATH } from '../src/models/default-model.js';
+import { loadCheckpoint } from '../src/models/checkpoint.js';
+import { DiffIRS2 } from '../src/models/diffir.js';
+import { initParams } from '../src/nn/init.js';
+import { writeSafetensors } from '../src/weights/safetensors.js';
 import { f32, type HostTensor } from '../src/tensor.js';
 import { flag, machine, median } from './util.js';
 
@@ -103,37 +118,127 @@ async function png(t: HostTensor<'float32'>, nearest = 1): Promise<Buffer> {
   return sharp(px, { raw: { width: w!, height: h!, channels: 3 } }).resize(w! * nearest, h! * nearest, { kernel: 'nearest' }).png().toBuffer();
 }
 
+/** CPU seconds (user + sys) of this process's waited-for children (Linux /proc; NaN elsewhere). */
+function childrenCpu(): number {
+  try {
+    const f = readFileSync('/proc/self/stat', 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    // Fields 16 and 17 (cutime, cstime) counted from field 3, which is rest[0]; clock ticks of 1/100 s.
+    return (Number(rest[13]) + Number(rest[14])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** A `size`² crop of `photo` as a PNG in `dir`. */
+async function cropFile(photo: string, size: number, dir: string): Promise<string> {
+  const input = join(dir, `in${size}.png`);
+  if (!existsSync(input)) await sharp(photo).resize(size, size, { fit: 'cover' }).png().toFile(input);
+  return input;
+}
+
 /**
- * Whole-process seconds (node start, load, restore, save) on a crop of `size`² of the first photo:
- * `diffir restore`, or UpscalerJS through this script's child mode when `upDir` is given.
+ * One whole-process run (node start, load, restore, save) on `input`: `diffir restore` of the
+ * build at `cli` (default this one), or UpscalerJS through this script's child mode when
+ * `upDir` is given. Returns wall and CPU seconds.
  */
-function timeRestore(photo: string, size: number, runs: number, weights: string | null, upDir = ''): Promise<number[]> {
-  return (async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'diffir-bench-'));
-    try {
-      const input = join(dir, `in${size}.png`);
-      await sharp(photo).resize(size, size, { fit: 'cover' }).png().toFile(input);
-      const times: number[] = [];
-      for (let i = 0; i < runs; i++) {
-        const t0 = performance.now();
-        const args = upDir
-          ? [fileURLToPath(import.meta.url), '--upscalerjs', upDir, '--upscalerjs-file', input]
-          : [join(root, 'dist/src/cli/main.js'), 'restore', input, '-o', join(dir, 'out'), '--overwrite', '-q', ...(weights ? ['--weights', weights] : [])];
-        const r = spawnSync(process.execPath, args, { encoding: 'utf8' });
-        if (r.status !== 0) throw new Error(`${upDir ? 'UpscalerJS' : 'diffir restore'} failed: ${r.stderr.trim().split('\n').at(-1)}`);
-        times.push((performance.now() - t0) / 1000);
-      }
-      return times;
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+function restoreProcess(input: string, outDir: string, weights: string | null, upDir = '', cli = join(root, 'dist/src/cli/main.js')): { wall: number; cpu: number } {
+  const t0 = performance.now();
+  const c0 = childrenCpu();
+  const args = upDir
+    ? [fileURLToPath(import.meta.url), '--upscalerjs', upDir, '--upscalerjs-file', input]
+    : [cli, 'restore', input, '-o', outDir, '--overwrite', '-q', ...(weights ? ['--weights', weights] : [])];
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${upDir ? 'UpscalerJS' : 'diffir restore'} failed: ${r.stderr.trim().split('\n').at(-1)}`);
+  return { wall: (performance.now() - t0) / 1000, cpu: childrenCpu() - c0 };
+}
+
+/** Whole-process seconds of `runs` runs on a crop of `size`² of `photo` (see {@link restoreProcess}). */
+async function timeRestore(photo: string, size: number, runs: number, weights: string | null, upDir = ''): Promise<number[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'diffir-bench-'));
+  try {
+    const input = await cropFile(photo, size, dir);
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) times.push(restoreProcess(input, join(dir, 'out'), weights, upDir).wall);
+    return times;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Medians of wall and CPU seconds. */
+interface Timing {
+  wall: number;
+  cpu: number;
+}
+
+function medians(xs: readonly { wall: number; cpu: number }[]): Timing {
+  return { wall: median(xs.map((x) => x.wall)), cpu: median(xs.map((x) => x.cpu)) };
+}
+
+/** A Restorer class loaded from a build's `dist/src/restore/restore.js`. */
+type RestorerClass = typeof Restorer;
+
+/**
+ * This build against the build in `baseDir`, alternately in the same run, on a crop of
+ * `size`² of `photo`: whole process (`diffir restore`, `runs` each) and restore only (in
+ * this process, 2 threads, ⌈runs/2⌉ fresh restorers each: the first image, which builds
+ * the session, then two more), medians.
+ */
+async function versusBaseline(photo: string, size: number, runs: number, weights: string, baseDir: string): Promise<{ process: [Timing, Timing]; first: [Timing, Timing]; next: [Timing, Timing] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'diffir-bench-'));
+  const baseCli = join(resolve(baseDir), 'dist/src/cli/main.js');
+  const Base = ((await import(join(resolve(baseDir), 'dist/src/restore/restore.js'))) as { Restorer: RestorerClass }).Restorer;
+  const builds = [Restorer, Base] as const;
+  try {
+    const input = await cropFile(photo, size, dir);
+    const w = weights === DEFAULT_MODEL_PATH ? null : weights;
+    const proc: { wall: number; cpu: number }[][] = [[], []];
+    for (let i = 0; i < runs; i++) {
+      proc[0]!.push(restoreProcess(input, join(dir, 'out'), w));
+      proc[1]!.push(restoreProcess(input, join(dir, 'out'), w, '', baseCli));
     }
-  })();
+    const lq = await loadImage(input);
+    const first: { wall: number; cpu: number }[][] = [[], []];
+    const next: { wall: number; cpu: number }[][] = [[], []];
+    const timed = async (fn: () => Promise<unknown>) => {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      await fn();
+      const c = process.cpuUsage(c0);
+      return { wall: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6 };
+    };
+    // Fresh restorers per round, so the first image pays the session as a new process would.
+    for (let i = 0; i < Math.max(1, Math.ceil(runs / 2)); i++) {
+      for (let b = 0; b < 2; b++) {
+        const r = builds[b]!.load(weights, { threads: 2 });
+        first[b]!.push(await timed(() => r.restore(lq, { seed: 0 })));
+        for (let k = 0; k < 2; k++) next[b]!.push(await timed(() => r.restore(lq, { seed: 0 })));
+        await r.release();
+      }
+    }
+    return {
+      process: [medians(proc[0]!), medians(proc[1]!)],
+      first: [medians(first[0]!), medians(first[1]!)],
+      next: [medians(next[0]!), medians(next[1]!)],
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A random-weight checkpoint of the default model's configuration at width `dim`, written to a temp file. */
+function randomWidthModel(dim: number): string {
+  const cfg = { ...loadCheckpoint(DEFAULT_MODEL_PATH).config, dim };
+  const file = join(mkdtempSync(join(tmpdir(), 'diffir-bench-model-')), `random-dim${dim}.safetensors`);
+  writeSafetensors(file, initParams(DiffIRS2(cfg), 1));
+  return file;
 }
 
 // Child mode for timing UpscalerJS as a whole process: load tfjs and the model, upscale one PNG, write it.
 const upscaleOnly = flag('upscalerjs-file', '');
 if (upscaleOnly) {
-  const { loadImage, saveImage } = await import('../src/image/io.js');
+  const { saveImage } = await import('../src/image/io.js');
   const run = await upscalerjs(flag('upscalerjs', ''));
   await saveImage(`${upscaleOnly}.x4.png`, { rgb: await run((await loadImage(upscaleOnly)).rgb) }, { overwrite: true });
   process.exit(0);
@@ -142,7 +247,10 @@ if (upscaleOnly) {
 const photoArgs = flag('photos', resolve(root, '../shared/data/images')).split(',').filter(Boolean);
 const photos = photoArgs.flatMap((p) => (statSync(p).isDirectory() ? readdirSync(p).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().map((f) => join(p, f)) : [p]));
 const crops = Number(flag('crops', '2'));
-const weights = flag('weights', DEFAULT_MODEL_PATH);
+const dimFlag = Number(flag('dim', '0'));
+const weights = dimFlag ? randomWidthModel(dimFlag) : flag('weights', DEFAULT_MODEL_PATH);
+const baseline = flag('baseline', '');
+const timingOnly = process.argv.includes('--timing-only');
 const olds = flag('old', '').split(',').filter(Boolean);
 const upDir = flag('upscalerjs', '');
 const picture = flag('picture', '');
@@ -151,46 +259,52 @@ const pictureOf = flag('picture-of', 'chelsea');
 const runs = Number(flag('runs', '3'));
 const timing = !process.argv.includes('--no-timing');
 
-const pairs = await evalPairs(photos, { crops, size: 256 });
-const methods: { name: string; run: Upscale; release?: () => Promise<void> }[] = [{ name: 'bicubic (MATLAB imresize)', run: (lq) => imresize(lq, 4) }];
-for (const o of olds) methods.push({ name: `old default model (${basename(o)})`, ...(await diffir(o)) });
-const current = await diffir(weights);
-methods.push({ name: 'DiffIR default model', ...current });
-if (upDir) methods.push({ name: 'UpscalerJS esrgan-thick', run: await upscalerjs(upDir) });
-if (backend) console.log(`# UpscalerJS esrgan-thick on tfjs backend '${backend}' (from ${upDir})`);
+if (!timingOnly) await qualityTable();
 
-const sums = new Map<string, Record<EvalKind, number>>(methods.map((m) => [m.name, { clean: 0, mild: 0, heavy: 0 }]));
-const counts: Record<EvalKind, number> = { clean: 0, mild: 0, heavy: 0 };
-const tiles: Buffer[][] = [];
-for (const p of pairs) {
-  counts[p.kind]++;
-  const inPicture = picture !== '' && p.name === `${pictureOf}_0`;
-  const row: Buffer[] = inPicture ? [await png(p.lq, 4)] : [];
-  for (const m of methods) {
-    const out = await m.run(p.lq);
-    sums.get(m.name)![p.kind] += measure(out, p.gt, { type: 'psnr', cropBorder: 4, testYChannel: true });
-    if (inPicture) row.push(await png(out));
+/** The PSNR-Y table (and picture) on held-out photos. */
+async function qualityTable(): Promise<void> {
+  const pairs = await evalPairs(photos, { crops, size: 256 });
+  const methods: { name: string; run: Upscale; release?: () => Promise<void> }[] = [{ name: 'bicubic (MATLAB imresize)', run: (lq) => imresize(lq, 4) }];
+  for (const o of olds) methods.push({ name: `old default model (${basename(o)})`, ...(await diffir(o)) });
+  const current = await diffir(weights);
+  methods.push({ name: 'DiffIR default model', ...current });
+  if (upDir) methods.push({ name: 'UpscalerJS esrgan-thick', run: await upscalerjs(upDir) });
+  if (backend) console.log(`# UpscalerJS esrgan-thick on tfjs backend '${backend}' (from ${upDir})`);
+
+  const sums = new Map<string, Record<EvalKind, number>>(methods.map((m) => [m.name, { clean: 0, mild: 0, heavy: 0 }]));
+  const counts: Record<EvalKind, number> = { clean: 0, mild: 0, heavy: 0 };
+  const tiles: Buffer[][] = [];
+  for (const p of pairs) {
+    counts[p.kind]++;
+    const inPicture = picture !== '' && p.name === `${pictureOf}_0`;
+    const row: Buffer[] = inPicture ? [await png(p.lq, 4)] : [];
+    for (const m of methods) {
+      const out = await m.run(p.lq);
+      sums.get(m.name)![p.kind] += measure(out, p.gt, { type: 'psnr', cropBorder: 4, testYChannel: true });
+      if (inPicture) row.push(await png(out));
+    }
+    if (inPicture) tiles.push([...row, await png(p.gt)]);
   }
-  if (inPicture) tiles.push([...row, await png(p.gt)]);
-}
-for (const m of methods) await m.release?.();
+  for (const m of methods) await m.release?.();
 
-const mean = (name: string, k: EvalKind) => sums.get(name)![k] / counts[k];
-console.log(`# default model on held-out photos: ${photos.length} photos × ${crops} crops of 256² (LQ 64²), mean PSNR-Y (crop 4); weights ${weights}`);
-console.log(`# machine: ${machine()} (shared with other jobs)`);
-console.log(`| input | ${methods.map((m) => m.name).join(' | ')} | margin over bicubic | goal | met |`);
-console.log(`|---|${methods.map(() => '---|').join('')}---|---|---|`);
-for (const k of EVAL_KINDS) {
-  const margin = mean('DiffIR default model', k) - mean(methods[0]!.name, k);
-  console.log(`| ${EVAL_KIND_LABEL[k]} | ${methods.map((m) => mean(m.name, k).toFixed(2)).join(' | ')} | ${margin >= 0 ? '+' : ''}${margin.toFixed(2)} dB | +${GOAL[k].toFixed(1)} dB | ${margin >= GOAL[k] ? 'yes' : `no (${(margin - GOAL[k]).toFixed(2)} dB)`} |`);
+  const mean = (name: string, k: EvalKind) => sums.get(name)![k] / counts[k];
+  console.log(`# default model on held-out photos: ${photos.length} photos × ${crops} crops of 256² (LQ 64²), mean PSNR-Y (crop 4); weights ${weights}`);
+  console.log(`# machine: ${machine()} (shared with other jobs)`);
+  console.log(`| input | ${methods.map((m) => m.name).join(' | ')} | margin over bicubic | goal | met |`);
+  console.log(`|---|${methods.map(() => '---|').join('')}---|---|---|`);
+  for (const k of EVAL_KINDS) {
+    const margin = mean('DiffIR default model', k) - mean(methods[0]!.name, k);
+    console.log(`| ${EVAL_KIND_LABEL[k]} | ${methods.map((m) => mean(m.name, k).toFixed(2)).join(' | ')} | ${margin >= 0 ? '+' : ''}${margin.toFixed(2)} dB | +${GOAL[k].toFixed(1)} dB | ${margin >= GOAL[k] ? 'yes' : `no (${(margin - GOAL[k]).toFixed(2)} dB)`} |`);
+  }
+  if (picture && tiles.length) {
+    const size = 256;
+    const cols = tiles[0]!.length;
+    const composite = tiles.flatMap((row, i) => row.map((input, j) => ({ input, left: j * (size + 4), top: i * (size + 4) })));
+    await sharp({ create: { width: cols * (size + 4) - 4, height: tiles.length * (size + 4) - 4, channels: 3, background: '#fff' } }).composite(composite).jpeg({ quality: 85 }).toFile(picture);
+    console.log(`wrote ${picture} (rows: clean, mild, heavy; columns: LQ ×4 nearest, ${methods.map((m) => m.name).join(', ')}, ground truth)`);
+  }
 }
-if (picture && tiles.length) {
-  const size = 256;
-  const cols = tiles[0]!.length;
-  const composite = tiles.flatMap((row, i) => row.map((input, j) => ({ input, left: j * (size + 4), top: i * (size + 4) })));
-  await sharp({ create: { width: cols * (size + 4) - 4, height: tiles.length * (size + 4) - 4, channels: 3, background: '#fff' } }).composite(composite).jpeg({ quality: 85 }).toFile(picture);
-  console.log(`wrote ${picture} (rows: clean, mild, heavy; columns: LQ ×4 nearest, ${methods.map((m) => m.name).join(', ')}, ground truth)`);
-}
+
 if (timing) {
   console.log(`# whole-process 'diffir restore' (node start, load, restore, save), median of ${runs}:`);
   for (const size of [64, 256]) {
@@ -199,3 +313,20 @@ if (timing) {
     console.log(`restore ${size}→${size * 4}: DiffIR default model ${t.toFixed(2)} s${u !== null ? `, UpscalerJS esrgan-thick ${u.toFixed(2)} s (${(u / t).toFixed(1)}× ours)` : ''}`);
   }
 }
+if (baseline) {
+  const fmt = (t: Timing) => `${t.wall.toFixed(2)} s, ${t.cpu.toFixed(2)} CPU s`;
+  const ratio = (a: Timing, b: Timing) => `${(a.wall / b.wall).toFixed(2)} wall, ${(a.cpu / b.cpu).toFixed(2)} CPU`;
+  console.log(`# this build vs the build in ${baseline}, alternately in one run (${runs} whole processes, restore-only medians); weights ${basename(weights)}; machine shared with other jobs`);
+  console.log('| case | this build | baseline | this / baseline |');
+  console.log('|---|---|---|---|');
+  for (const size of [64, 256]) {
+    const v = await versusBaseline(photos[0]!, size, runs, weights, baseline);
+    const rows: [string, [Timing, Timing]][] = [
+      [`${size}→${size * 4} whole process`, v.process],
+      [`${size}→${size * 4} restore, first image (session built)`, v.first],
+      [`${size}→${size * 4} restore, next images`, v.next],
+    ];
+    for (const [name, [a, b]] of rows) console.log(`| ${name} | ${fmt(a)} | ${fmt(b)} | ${ratio(a, b)} |`);
+  }
+}
+if (dimFlag) rmSync(dirname(weights), { recursive: true, force: true });

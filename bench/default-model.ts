@@ -182,8 +182,8 @@ type RestorerClass = typeof Restorer;
 /**
  * This build against the build in `baseDir`, alternately in the same run, on a crop of
  * `size`² of `photo`: whole process (`diffir restore`, `runs` each) and restore only (in
- * this process, 2 threads, ⌈runs/2⌉ fresh restorers each: the first image, which builds
- * the session, then two more), medians.
+ * this process, 2 threads, max(2, ⌈runs/2⌉) fresh restorers each: the first image, which
+ * builds the session, then two more), medians.
  */
 async function versusBaseline(photo: string, size: number, runs: number, weights: string, baseDir: string): Promise<{ process: [Timing, Timing]; first: [Timing, Timing]; next: [Timing, Timing] }> {
   const dir = mkdtempSync(join(tmpdir(), 'diffir-bench-'));
@@ -208,9 +208,10 @@ async function versusBaseline(photo: string, size: number, runs: number, weights
       const c = process.cpuUsage(c0);
       return { wall: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6 };
     };
-    // Fresh restorers per round, so the first image pays the session as a new process would.
-    for (let i = 0; i < Math.max(1, Math.ceil(runs / 2)); i++) {
-      for (let b = 0; b < 2; b++) {
+    // Fresh restorers per round, so the first image pays the session as a new process would;
+    // the order alternates, so that neither build always pays the process's first session.
+    for (let i = 0; i < Math.max(2, Math.ceil(runs / 2)); i++) {
+      for (const b of i % 2 ? [1, 0] : [0, 1]) {
         const r = builds[b]!.load(weights, { threads: 2 });
         first[b]!.push(await timed(() => r.restore(lq, { seed: 0 })));
         for (let k = 0; k < 2; k++) next[b]!.push(await timed(() => r.restore(lq, { seed: 0 })));

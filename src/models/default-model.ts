@@ -1,6 +1,6 @@
 /**
  * The built-in default model: a small real-world ×4 super-resolution DiffIR (stage 2,
- * dim 16) trained by this project's own trainer on free photographs
+ * dim 32, v4) trained by this project's own trainer on free photographs
  * (options/default/, scripts/default-model/). `diffir restore` uses it when no weights
  * are given.
  */

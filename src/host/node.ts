@@ -4,10 +4,10 @@
  * `imports`), which resolves to this file in Node and to `web.ts` in browser bundles, so
  * the graph builder, models, checkpoint readers and restore pipeline run in both.
  */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { availableParallelism, freemem } from 'node:os';
-import { basename, extname } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
+import { availableParallelism, freemem, tmpdir } from 'node:os';
+import { basename, extname, join } from 'node:path';
 import * as zlib from 'node:zlib';
 import { writeFileAtomicSync } from '../fs/atomic.js';
 
@@ -65,4 +65,59 @@ export function sha256(parts: readonly (Uint8Array | string)[]): Uint8Array {
   const h = createHash('sha256');
   for (const p of parts) h.update(p);
   return new Uint8Array(h.digest());
+}
+
+/**
+ * A temporary file without a name, for positioned reads and writes of scratch data (tiled
+ * restore's spilled feature maps): it is unlinked as soon as it is opened, so the OS frees its
+ * space when it is closed, also when the process is killed.
+ */
+export interface ScratchFile {
+  /** Writes all of `bytes` at byte `position`. */
+  write(bytes: Uint8Array, position: number): void;
+  /** Reads into `bytes` from byte `position`; the number of bytes read (0 at the end of the file). */
+  read(bytes: Uint8Array, position: number): number;
+  /** Closes the file (frees its space); later reads and writes throw. */
+  close(): void;
+}
+
+/** The OS temporary folder (TMPDIR). */
+export function tempDir(): string {
+  return tmpdir();
+}
+
+/** Bytes free for this user on the file system of `dir`. */
+export function freeDiskBytes(dir: string): number {
+  const fs = statfsSync(dir);
+  return fs.bavail * fs.bsize;
+}
+
+/** A name unique to this process and call, for scratch files. */
+export function uniqueTag(): string {
+  return `${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Opens a new scratch file `name` in `dir` (exclusively, owner-only) and unlinks it at once. */
+export function openScratchFile(dir: string, name: string): ScratchFile {
+  const path = join(dir, name);
+  let fd: number | null = openSync(path, 'wx+', 0o600);
+  unlinkSync(path);
+  const open = (): number => {
+    if (fd === null) throw new Error(`scratch file ${path} is already closed`);
+    return fd;
+  };
+  return {
+    write(bytes, position) {
+      let at = 0;
+      while (at < bytes.length) at += writeSync(open(), bytes, at, bytes.length - at, position + at);
+    },
+    read(bytes, position) {
+      return readSync(open(), bytes, 0, bytes.length, position);
+    },
+    close() {
+      if (fd === null) return;
+      closeSync(fd);
+      fd = null;
+    },
+  };
 }

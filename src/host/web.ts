@@ -67,3 +67,34 @@ export const nativeCrc32: ((data: Uint8Array, seed: number) => number) | undefin
 export function sha256(_parts: readonly (Uint8Array | string)[]): Uint8Array {
   throw new Error('writing .pth checkpoints is not available in a browser; use Node, or write safetensors');
 }
+
+/** A temporary file without a name (see `node.ts`); browsers have none. */
+export interface ScratchFile {
+  write(bytes: Uint8Array, position: number): void;
+  read(bytes: Uint8Array, position: number): number;
+  close(): void;
+}
+
+function noScratch(): Error {
+  return new Error('spilling feature maps to temporary files is not possible in a browser; raise the memory budget or use smaller images');
+}
+
+/** There is no temporary folder in a browser ('' so that callers fail at the first use). */
+export function tempDir(): string {
+  return '';
+}
+
+/** Always an error in a browser (no file system). */
+export function freeDiskBytes(_dir: string): number {
+  throw noScratch();
+}
+
+/** A name unique to this page and call. */
+export function uniqueTag(): string {
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+/** Always an error in a browser (no file system). */
+export function openScratchFile(_dir: string, _name: string): ScratchFile {
+  throw noScratch();
+}

@@ -9,16 +9,13 @@
  * Each file is unlinked as soon as it is opened: it has no name while in use, and the OS frees
  * its space when the descriptor closes, also when the process is killed or crashes.
  */
-import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { freeDiskBytes, openScratchFile, tempDir, uniqueTag, type ScratchFile } from '#host';
 import { sanitize } from '../errors.js';
 import { fmtBytes } from './memory.js';
 
 /** A (C, H, W) feature map in a spill file, read and written by bands of whole rows. */
 export class SpilledMap {
-  private fd: number | null;
+  private file: ScratchFile | null;
   /** Floats of one image row (all channels). */
   readonly rowFloats: number;
 
@@ -26,18 +23,16 @@ export class SpilledMap {
     readonly c: number,
     readonly h: number,
     readonly w: number,
-    private readonly file: string,
+    dir: string,
+    private readonly name: string,
   ) {
-    this.fd = openSync(file, 'wx+', 0o600);
-    unlinkSync(file);
+    this.file = openScratchFile(dir, name);
     this.rowFloats = c * w;
   }
 
   /** Writes rows [y0, y0 + rows) from `band` ((rows, C, W), row-major). */
   writeRows(y0: number, rows: number, band: Float32Array): void {
-    const bytes = new Uint8Array(band.buffer, band.byteOffset, rows * this.rowFloats * 4);
-    let at = 0;
-    while (at < bytes.length) at += writeSync(this.open(), bytes, at, bytes.length - at, y0 * this.rowFloats * 4 + at);
+    this.open().write(new Uint8Array(band.buffer, band.byteOffset, rows * this.rowFloats * 4), y0 * this.rowFloats * 4);
   }
 
   /** Reads rows [y0, y0 + rows) into `band` ((rows, C, W), row-major). */
@@ -45,22 +40,21 @@ export class SpilledMap {
     const bytes = new Uint8Array(band.buffer, band.byteOffset, rows * this.rowFloats * 4);
     let at = 0;
     while (at < bytes.length) {
-      const n = readSync(this.open(), bytes, at, bytes.length - at, y0 * this.rowFloats * 4 + at);
-      if (n === 0) throw new Error(`spill file ${this.file}: rows ${y0}–${y0 + rows} were never written`);
+      const n = this.open().read(bytes.subarray(at), y0 * this.rowFloats * 4 + at);
+      if (n === 0) throw new Error(`spill file ${this.name}: rows ${y0}–${y0 + rows} were never written`);
       at += n;
     }
   }
 
   /** Closes the (already unlinked) file: its disk space is freed. */
   delete(): void {
-    if (this.fd === null) return;
-    closeSync(this.fd);
-    this.fd = null;
+    this.file?.close();
+    this.file = null;
   }
 
-  private open(): number {
-    if (this.fd === null) throw new Error(`spill file ${this.file} was already deleted`);
-    return this.fd;
+  private open(): ScratchFile {
+    if (this.file === null) throw new Error(`spill file ${this.name} was already deleted`);
+    return this.file;
   }
 }
 
@@ -70,7 +64,7 @@ export class SpilledMap {
  */
 export class SpillStore {
   private readonly maps = new Set<SpilledMap>();
-  private readonly prefix = `diffir-spill-${process.pid}-${randomBytes(4).toString('hex')}`;
+  private readonly prefix = `diffir-spill-${uniqueTag()}`;
   private n = 0;
 
   private constructor(readonly dir: string) {}
@@ -79,9 +73,8 @@ export class SpillStore {
    * Spill files in `dir` (default: the OS temp folder), after checking that its file system
    * has `bytes` free; throws a one-line error naming the fix when not.
    */
-  static open(bytes: number, dir = tmpdir()): SpillStore {
-    const fs = statfsSync(dir);
-    const free = fs.bavail * fs.bsize;
+  static open(bytes: number, dir = tempDir()): SpillStore {
+    const free = freeDiskBytes(dir);
     // A margin for the rest of the system: filling the disk would hurt more than the refusal.
     if (bytes + 256 * 2 ** 20 > free) {
       throw new Error(`tiled restore needs ${fmtBytes(bytes)} of temporary disk space in ${sanitize(dir)} to stay within the memory budget, but only ${fmtBytes(free)} is free; free some space, set TMPDIR to a larger disk, or raise --memory-budget`);
@@ -91,7 +84,7 @@ export class SpillStore {
 
   /** A new spill file for a (c, h, w) map. */
   map(c: number, h: number, w: number): SpilledMap {
-    const m = new SpilledMap(c, h, w, join(this.dir, `${this.prefix}-${this.n++}.f32`));
+    const m = new SpilledMap(c, h, w, this.dir, `${this.prefix}-${this.n++}.f32`);
     this.maps.add(m);
     return m;
   }

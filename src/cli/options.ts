@@ -12,7 +12,7 @@ export function modelOptions(): Record<string, OptionSpec> {
   return {
     weights: { type: 'string', short: 'w', arg: 'file', help: 'stage-2 DiffIR checkpoint (.pth or .safetensors); task and scale are detected from it (restore: default is the built-in small real-world ×4 model)' },
     tile: { type: 'string', arg: 'n|auto', default: 'auto', help: 'tile side in pixels (exact tiled run, a multiple of 8, 16 or 32 by model); auto tiles only when the memory budget needs it; 0 never tiles' },
-    'memory-budget': { type: 'string', arg: 'size', help: 'memory the automatic tile choice may plan for, e.g. 4G, 512M (default: half the available memory)' },
+    'memory-budget': { type: 'string', arg: 'size', help: 'memory the tiled run may plan for, e.g. 4G, 512M; feature maps beyond it go to temporary files (TMPDIR) (default: half the available memory)' },
     seed: { type: 'string', arg: 'n', default: '0', help: "seed of the diffusion's initial noise (same seed, same result)" },
     threads: { type: 'string', arg: 'n', help: 'ONNX Runtime threads (default: all cores)' },
     device: { type: 'string', arg: 'cpu|cuda|webgpu', default: 'cpu', help: 'ONNX Runtime execution provider' },

@@ -68,12 +68,8 @@ export function sha256(_parts: readonly (Uint8Array | string)[]): Uint8Array {
   throw new Error('writing .pth checkpoints is not available in a browser; use Node, or write safetensors');
 }
 
-/** A temporary file without a name (see `node.ts`); browsers have none. */
-export interface ScratchFile {
-  write(bytes: Uint8Array, position: number): void;
-  read(bytes: Uint8Array, position: number): number;
-  close(): void;
-}
+import type { ScratchFile } from './scratch.js';
+export type { ScratchFile };
 
 function noScratch(): Error {
   return new Error('spilling feature maps to temporary files is not possible in a browser; raise the memory budget or use smaller images');

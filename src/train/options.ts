@@ -241,6 +241,9 @@ export interface OptionFile {
   readonly where: (path: readonly (string | number)[]) => string;
 }
 
+/** A plain decimal number as YAML writes it (`300`, `2e-4`, `.5`), for `!!float` and `--force_yml` values. */
+const NUMBER_TEXT = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+
 /** Parses a `--force_yml` override value as BasicSR does (`~`/none, true/false, numbers, lists, strings). */
 export function parseOverrideValue(v: string): unknown {
   const t = v.trim();
@@ -248,7 +251,7 @@ export function parseOverrideValue(v: string): unknown {
   if (t.toLowerCase() === 'true') return true;
   if (t.toLowerCase() === 'false') return false;
   if (t.startsWith('!!float')) return Number(t.slice(7));
-  if (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(t)) return Number(t);
+  if (NUMBER_TEXT.test(t)) return Number(t);
   if (t.startsWith('[')) {
     try {
       return JSON.parse(t.replace(/'/g, '"'));
@@ -284,7 +287,7 @@ const PY_FLOAT: ScalarTag = {
     const t = text.replace(/_/g, '');
     const special = /^([-+]?)\.(inf|nan)$/i.exec(t);
     if (special) return special[2]!.toLowerCase() === 'nan' ? NaN : special[1] === '-' ? -Infinity : Infinity;
-    const v = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(t) ? Number(t) : NaN;
+    const v = NUMBER_TEXT.test(t) ? Number(t) : NaN;
     if (Number.isNaN(v)) onError(`!!float ${text} is not a number`);
     return v;
   },

@@ -468,8 +468,10 @@ export class Trainer {
       scale *= Math.min(1, p.gradClip / (gradNorm + 1e-6));
     }
     const lr = this.lrAt(iter);
-    // Adam updates in place, so the trained slice is updated inside the whole buffer.
-    const adam = await this.optimizer(off === 0 && n === this.layout.total ? 'g' : kind === 's2enc' ? 'e' : 'g', n);
+    // Adam updates in place, so the trained slice is updated inside the whole buffer. The
+    // encoder phase's slice has its own optimizer, unless it is the whole buffer.
+    const whole = off === 0 && n === this.layout.total;
+    const adam = await this.optimizer(kind === 's2enc' && !whole ? 'e' : 'g', n);
     adam.lr = lr;
     await adam.update(this.params.subarray(off, off + n), g, scale);
     if (this.ema) await this.ema.update(this.params);

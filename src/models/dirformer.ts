@@ -189,6 +189,6 @@ export interface DIRformerOptions {
 }
 
 /** The maps a step reads. */
-function stepInputs(s: DIRformerStep): readonly string[] {
+export function stepInputs(s: DIRformerStep): readonly string[] {
   return s.kind === 'concat' || s.kind === 'add' ? s.inputs : [s.input];
 }

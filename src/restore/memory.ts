@@ -6,7 +6,7 @@
  */
 import { freeMemory } from '#host';
 import type { DiffIRConfig } from '../models/config.js';
-import { dirformerProgram, PROGRAM_INPUT, PROGRAM_OUTPUT, type DIRformerStep } from '../models/dirformer.js';
+import { dirformerProgram, PROGRAM_INPUT, PROGRAM_OUTPUT, stepInputs, type DIRformerStep } from '../models/dirformer.js';
 import { dgfnHidden } from '../nn/dgfn.js';
 import { sameGrid, tileGrid } from './grid.js';
 import { inputChannels } from '../models/config.js';
@@ -25,7 +25,7 @@ function mapInfo(cfg: DiffIRConfig): { maps: Map<string, MapInfo>; steps: DIRfor
   const steps = dirformerProgram(cfg);
   const maps = new Map<string, MapInfo>([[PROGRAM_INPUT, { c: inputChannels(cfg), scale: 1 }]]);
   for (const s of steps) {
-    const first = maps.get('inputs' in s ? s.inputs[0] : s.input)!;
+    const first = maps.get(stepInputs(s)[0]!)!;
     let c = first.c;
     let scale = first.scale;
     if (s.kind === 'conv') c = s.cout;
@@ -49,7 +49,7 @@ export function wholeImageBytes(cfg: DiffIRConfig, height: number, width: number
 /** Channels a step keeps alive per tile pixel (inputs, outputs and a block's temporaries). */
 function stepChannels(s: DIRformerStep, maps: Map<string, MapInfo>): number {
   if (s.kind === 'block') return 2 * dgfnHidden(s.opts.dim, s.opts.ffnExpansionFactor) + 3 * s.opts.dim;
-  return maps.get(s.output)!.c + maps.get('inputs' in s ? s.inputs[0] : s.input)!.c;
+  return maps.get(s.output)!.c + maps.get(stepInputs(s)[0]!)!.c;
 }
 
 /** Step footprint in floats for an output tile of side `side` (plus the largest halo, 2). */
@@ -70,7 +70,7 @@ export function stepTiles(cfg: DiffIRConfig, tile: number): { side: number; alig
   const bound = Math.max(...steps.map((s, i) => footprint(stepChannels(s, maps), nominal[i]!)));
   return steps.map((s, i) => {
     const out = maps.get(s.output)!.scale;
-    const align = Math.max(1, ...('inputs' in s ? s.inputs : [s.input]).map((n) => out / maps.get(n)!.scale));
+    const align = Math.max(1, ...stepInputs(s).map((n) => out / maps.get(n)!.scale));
     const grown = Math.floor((Math.sqrt(bound / stepChannels(s, maps)) - 4) / align) * align;
     return { side: Math.max(nominal[i]!, grown), align };
   });
@@ -133,7 +133,6 @@ interface StepLayout {
 
 function layout(cfg: DiffIRConfig, height: number, width: number, tile: number): StepLayout[] {
   const { maps, steps } = mapInfo(cfg);
-  const inputsOf = (s: DIRformerStep) => ('inputs' in s ? s.inputs : [s.input]);
   const plan = tile > 0 ? stepTiles(cfg, tile) : null;
   const grids = steps.map((s, i) => {
     if (!plan) return null;
@@ -147,13 +146,13 @@ function layout(cfg: DiffIRConfig, height: number, width: number, tile: number):
   };
   return steps.map((s, i) => {
     const g = grids[i];
-    const consumers = steps.flatMap((t, j) => (j > i && inputsOf(t).includes(s.output) ? [j] : []));
+    const consumers = steps.flatMap((t, j) => (j > i && stepInputs(t).includes(s.output) ? [j] : []));
     const out = maps.get(s.output)!.scale;
     return {
       s,
-      inputs: inputsOf(s),
+      inputs: stepInputs(s),
       out: sizes(s.output, i),
-      ins: inputsOf(s).map((n) => ({ ...sizes(n, i), rowsPerTile: g ? g.th * (maps.get(n)!.scale / out) + (s.kind === 'conv' ? s.k - 1 : s.kind === 'block' ? 4 : 0) : 0 })),
+      ins: stepInputs(s).map((n) => ({ ...sizes(n, i), rowsPerTile: g ? g.th * (maps.get(n)!.scale / out) + (s.kind === 'conv' ? s.k - 1 : s.kind === 'block' ? 4 : 0) : 0 })),
       th: g?.th ?? 0,
       tileWindow: g && s.kind === 'block' ? maps.get(s.input)!.c * (g.th + 4) * (g.tw + 4) : 0,
       windowsOut: g !== null && s.kind === 'block' && consumers.length > 0 && consumers.every((j) => steps[j]!.kind === 'block' && sameGrid(grids[j]!, g)),

@@ -24,19 +24,40 @@ function tailIndex(nEncoderRes: number): number {
   return 2 + nEncoderRes;
 }
 
-/** The CPEN body on a prepared input (B, in, h, w) → IPR (B, 256). Keys under `<prefix>.E.*`, `<prefix>.mlp.*`. */
-export function cpen(g: Graph, prefix: string, x: Value, nEncoderRes: number): Value {
+/** Number of 3×3 convolutions in `E`: how far (in pixels) one output pixel of its feature map sees. */
+export function cpenRadius(nEncoderRes: number): number {
+  return 1 + 2 * nEncoderRes + 3;
+}
+
+/**
+ * `E` without the pooling: the 256-channel feature map of a prepared input (B, in, h, w).
+ * `mask` (1, 1, h, w), 1 inside the image and 0 outside, zeroes every convolution's input
+ * outside the image: on a window that reaches past the image border, this is the zero
+ * padding the whole-image network sees there, so a window's pixels at least
+ * {@link cpenRadius} from its own edges equal the whole image's.
+ */
+export function cpenFeatures(g: Graph, prefix: string, x: Value, nEncoderRes: number, mask?: Value): Value {
   const n = CPEN_FEATS;
   const act = (v: Value) => op.leakyRelu(v, LRELU_SLOPE);
-  let h = act(conv2d(g, `${prefix}.E.0`, x, { inChannels: x.sdim(1), outChannels: n, kernelSize: 3 }));
-  for (let i = 0; i < nEncoderRes; i++) h = resBlock(g, `${prefix}.E.${2 + i}`, h, n);
+  const m = (v: Value) => (mask ? op.mul(v, mask) : v);
+  let h = act(conv2d(g, `${prefix}.E.0`, m(x), { inChannels: x.sdim(1), outChannels: n, kernelSize: 3 }));
+  for (let i = 0; i < nEncoderRes; i++) h = resBlock(g, `${prefix}.E.${2 + i}`, m(h), n, mask);
   const t = tailIndex(nEncoderRes);
-  h = act(conv2d(g, `${prefix}.E.${t}`, h, { inChannels: n, outChannels: 2 * n, kernelSize: 3 }));
-  h = act(conv2d(g, `${prefix}.E.${t + 2}`, h, { inChannels: 2 * n, outChannels: 2 * n, kernelSize: 3 }));
-  h = act(conv2d(g, `${prefix}.E.${t + 4}`, h, { inChannels: 2 * n, outChannels: 4 * n, kernelSize: 3 }));
-  let f = op.reshape(op.globalAveragePool(h), [-1, IPR_DIM]);
-  f = act(linear(g, `${prefix}.mlp.0`, f, { inFeatures: IPR_DIM, outFeatures: IPR_DIM }));
+  h = act(conv2d(g, `${prefix}.E.${t}`, m(h), { inChannels: n, outChannels: 2 * n, kernelSize: 3 }));
+  h = act(conv2d(g, `${prefix}.E.${t + 2}`, m(h), { inChannels: 2 * n, outChannels: 2 * n, kernelSize: 3 }));
+  return m(act(conv2d(g, `${prefix}.E.${t + 4}`, m(h), { inChannels: 2 * n, outChannels: 4 * n, kernelSize: 3 })));
+}
+
+/** `mlp` on the pooled features (B, 256) → IPR (B, 256). */
+export function cpenHead(g: Graph, prefix: string, pooled: Value): Value {
+  const act = (v: Value) => op.leakyRelu(v, LRELU_SLOPE);
+  const f = act(linear(g, `${prefix}.mlp.0`, pooled, { inFeatures: IPR_DIM, outFeatures: IPR_DIM }));
   return act(linear(g, `${prefix}.mlp.2`, f, { inFeatures: IPR_DIM, outFeatures: IPR_DIM }));
+}
+
+/** The CPEN body on a prepared input (B, in, h, w) → IPR (B, 256). Keys under `<prefix>.E.*`, `<prefix>.mlp.*`. */
+export function cpen(g: Graph, prefix: string, x: Value, nEncoderRes: number): Value {
+  return cpenHead(g, prefix, op.reshape(op.globalAveragePool(cpenFeatures(g, prefix, x, nEncoderRes)), [-1, IPR_DIM]));
 }
 
 /** CPEN's LQ part of the network input, per task. */
@@ -52,7 +73,10 @@ export function cpenS1(g: Graph, cfg: DiffIRConfig, input: Value, gt: Value, pre
   return cpen(g, prefix, x, cfg.nEncoderRes);
 }
 
+/** Key prefix of CPEN_S2 in stage-2 checkpoints. */
+export const CPEN_S2_PREFIX = 'condition';
+
 /** CPEN_S2: the diffusion condition from the network input alone (keys `<prefix>.*`, default `condition`). */
-export function cpenS2(g: Graph, cfg: DiffIRConfig, input: Value, prefix = 'condition'): Value {
+export function cpenS2(g: Graph, cfg: DiffIRConfig, input: Value, prefix = CPEN_S2_PREFIX): Value {
   return cpen(g, prefix, cpenLqPart(cfg, input), cfg.nEncoderRes);
 }

@@ -85,8 +85,15 @@ export function buildS2Forward(g: Graph, cfg: DiffIRConfig, inputs: S2Inputs, o:
  */
 export function buildS2Prior(g: Graph, cfg: DiffIRConfig, inputs: S2Inputs, o: S2ForwardOptions): Omit<S2Outputs, 'out'> {
   validateConfig(cfg);
+  return diffuseIPR(g, cfg, cpenS2(g, cfg, inputs.input), inputs, o);
+}
+
+/**
+ * The reverse diffusion alone, from a given condition c (B, 256): the part of
+ * {@link buildS2Prior} after CPEN_S2 (tiled restoration computes c from tiles).
+ */
+export function diffuseIPR(g: Graph, cfg: DiffIRConfig, cond: Value, inputs: Omit<S2Inputs, 'input'>, o: S2ForwardOptions): Omit<S2Outputs, 'out'> {
   const s = ddpmSchedule(cfg.timesteps, cfg.linearStart, cfg.linearEnd);
-  const cond = cpenS2(g, cfg, inputs.input);
   let xStart: Value;
   if (o.mode === 'infer') {
     if (!inputs.xT) throw new Error('buildS2Forward: inference needs the initial noise xT');

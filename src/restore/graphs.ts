@@ -5,12 +5,13 @@
  */
 import { Graph, type Value } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
-import { type DiffIRConfig, outputScale, padMultiple } from '../models/config.js';
-import { buildS2Forward, buildS2Prior } from '../models/diffir.js';
+import { type DiffIRConfig, cpenUnshuffle, inputChannels, outputScale, padMultiple } from '../models/config.js';
+import { CPEN_S2_PREFIX, cpenFeatures, cpenHead, cpenLqPart } from '../models/cpen.js';
+import { buildS2Forward, diffuseIPR } from '../models/diffir.js';
 import { IPR_DIM } from '../nn/ipr.js';
 
 /** Input and output names of the restore graphs. */
-export const RESTORE_IO = { image: 'image', mask: 'mask', xT: 'x_T', ipr: 'ipr', netin: 'netin', net: 'net', out: 'out' } as const;
+export const RESTORE_IO = { image: 'image', mask: 'mask', xT: 'x_T', ipr: 'ipr', netin: 'netin', net: 'net', out: 'out', window: 'window', sum: 'sum', pooled: 'pooled' } as const;
 
 /** Padded network-input size for an image of H×W. */
 export function paddedSize(cfg: DiffIRConfig, height: number, width: number): [number, number] {
@@ -67,16 +68,37 @@ export function wholeImageGraph(cfg: DiffIRConfig, height: number, width: number
   return g;
 }
 
+/** Pre-processing alone, for tiled restoration: inputs as {@link wholeImageGraph} without x_T; output the padded network input `netin`. */
+export function netinGraph(cfg: DiffIRConfig, height: number, width: number): Graph {
+  const g = new Graph('DiffIR_netin');
+  g.output(imageInputs(g, cfg, height, width).netin, RESTORE_IO.netin);
+  return g;
+}
+
 /**
- * The prior for tiled restoration: inputs as {@link wholeImageGraph}; outputs the `ipr` of
- * the whole image and the padded network input `netin`.
+ * A window of the tiled prior (see `restore/prior.ts`): input `window`, a region of the
+ * padded network input (1, C, u·wh, u·ww) with u = `cpenUnshuffle(cfg)`, and `mask`
+ * (1, 1, wh, ww), 1 where the window lies inside CPEN_S2's input map; output `sum` (1, 256),
+ * CPEN_S2's features summed over the window's centre [cy, cy+ch) × [cx, cx+cw).
  */
-export function priorGraph(cfg: DiffIRConfig, height: number, width: number): Graph {
-  const g = new Graph('DiffIR_prior');
-  const io = imageInputs(g, cfg, height, width);
+export function priorTileGraph(cfg: DiffIRConfig, wh: number, ww: number, centre: { readonly cy: number; readonly cx: number; readonly ch: number; readonly cw: number }): Graph {
+  const g = new Graph('DiffIR_prior_tile');
+  const u = cpenUnshuffle(cfg);
+  const window = g.input(RESTORE_IO.window, [1, inputChannels(cfg), u * wh, u * ww]);
+  const mask = g.input(RESTORE_IO.mask, [1, 1, wh, ww]);
+  const f = cpenFeatures(g, CPEN_S2_PREFIX, cpenLqPart(cfg, window), cfg.nEncoderRes, mask);
+  const { cy, cx, ch, cw } = centre;
+  const inner = cy === 0 && cx === 0 && ch === wh && cw === ww ? f : op.slice(f, [cy, cx], [cy + ch, cx + cw], [2, 3]);
+  g.output(op.reduceSum(inner, [2, 3], false), RESTORE_IO.sum);
+  return g;
+}
+
+/** The rest of the prior: `pooled` (1, 256), the mean of CPEN_S2's features, and `x_T` → `ipr`. */
+export function priorHeadGraph(cfg: DiffIRConfig): Graph {
+  const g = new Graph('DiffIR_prior_head');
+  const pooled = g.input(RESTORE_IO.pooled, [1, IPR_DIM]);
   const xT = g.input(RESTORE_IO.xT, [1, IPR_DIM]);
-  g.output(buildS2Prior(g, cfg, { input: io.netin, xT }, { mode: 'infer' }).ipr, RESTORE_IO.ipr);
-  g.output(io.netin, RESTORE_IO.netin);
+  g.output(diffuseIPR(g, cfg, cpenHead(g, CPEN_S2_PREFIX, pooled), { xT }, { mode: 'infer' }).ipr, RESTORE_IO.ipr);
   return g;
 }
 

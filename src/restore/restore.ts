@@ -4,9 +4,9 @@
  * A `Restorer` holds one stage-2 checkpoint and its ORT sessions and restores images of
  * any size. Small images run as one graph; images whose whole-image working memory would
  * exceed the budget run through the exact tiled executor, with the IPR (the global prior)
- * computed once on the whole image and shared by every tile.
+ * computed once for the whole image (in windows, see `prior.ts`) and shared by every tile.
  */
-import { Session, type Device, convChannelBlock } from '../runtime/session.js';
+import { type Device, convChannelBlock } from '../runtime/session.js';
 import { SessionCache } from '../runtime/cache.js';
 import { toOnnx } from '../graph/onnx.js';
 import type { HostTensor } from '../tensor.js';
@@ -16,7 +16,8 @@ import { type DiffIRConfig, describeConfig, outputScale, padMultiple } from '../
 import { IPR_DIM } from '../nn/ipr.js';
 import type { LoadedImage } from '../image/io.js';
 import { decodeImage, upscaleAlpha } from '#codec';
-import { RESTORE_IO, checkImageSize, finishGraph, paddedSize, priorGraph, wholeImageGraph } from './graphs.js';
+import { RESTORE_IO, checkImageSize, finishGraph, netinGraph, paddedSize, wholeImageGraph } from './graphs.js';
+import { type PriorGrid, priorGrid, priorGridFor, priorTileBytes, tiledPrior } from './prior.js';
 import { TiledDIRformer } from './tiled.js';
 import { balancedTile } from './grid.js';
 import { autoTile, baselineBytes, defaultMemoryBudget, fmtBytes, spillPlan, tileBytes, tiledBaseBytes, tiledHostBytes, tiledSessionBytes, wholeImageBytes, type SpillPlan } from './memory.js';
@@ -107,8 +108,8 @@ export class Restorer {
     const [ph, pw] = paddedSize(cfg, H, W);
     const budget = o.memoryBudget ?? defaultMemoryBudget();
     const xT: HostTensor = { dtype: 'float32', shape: [1, IPR_DIM], data: new Rng(o.seed ?? 0).normals(IPR_DIM) };
-    const feeds: Record<string, HostTensor> = { [RESTORE_IO.image]: img.rgb, [RESTORE_IO.xT]: xT };
-    if (o.mask) feeds[RESTORE_IO.mask] = o.mask;
+    const images: Record<string, HostTensor> = { [RESTORE_IO.image]: img.rgb, ...(o.mask ? { [RESTORE_IO.mask]: o.mask } : {}) };
+    const feeds: Record<string, HostTensor> = { ...images, [RESTORE_IO.xT]: xT };
     const check = () => {
       if (o.signal?.aborted) throw abortError(o.signal);
     };
@@ -124,17 +125,19 @@ export class Restorer {
       ipr = r[RESTORE_IO.ipr]!.data as Float32Array;
     } else {
       o.onProgress?.({ phase: 'prior', done: 0, total: 1 });
-      // The prior runs on the whole image once; its session (and arena) is freed before the tiles run.
-      const prior = await Session.create(toOnnx(priorGraph(cfg, H, W), { params: 'initializers', weights: this.checkpoint.weights }), this.sessionOptions());
-      let pr: Record<string, HostTensor>;
-      try {
-        pr = await prior.run(feeds);
-      } finally {
-        await prior.release();
-      }
+      const pre = await this.cache.get(`netin:${H}x${W}`, () => toOnnx(netinGraph(cfg, H, W), { params: 'initializers' }));
+      const netin = (await pre.run(images))[RESTORE_IO.netin]!;
       check();
-      ipr = pr[RESTORE_IO.ipr]!.data as Float32Array;
-      const netin = pr[RESTORE_IO.netin]!;
+      // The prior runs in windows sized to the budget (one window when the whole image fits),
+      // beside the tile sessions kept from the last image.
+      const kept = this.tiled?.keep ? tiledSessionBytes(4 * this.checkpoint.parameterCount) : 0;
+      const grid = this.priorGrid(ph, pw, budget - kept);
+      const map = { c: netin.shape[1]!, h: ph, w: pw, data: netin.data as Float32Array };
+      ipr = await tiledPrior(cfg, this.checkpoint.weights, map, xT.data as Float32Array, grid, {
+        session: this.sessionOptions(),
+        ...(o.signal ? { signal: o.signal } : {}),
+        onProgress: (p) => o.onProgress?.({ phase: 'prior', ...p }),
+      });
       // The tiled executor is kept for the next image with the same tile, and its sessions too
       // when the budget has room for them.
       const spill = this.spill(ph, pw, tile, budget);
@@ -146,7 +149,7 @@ export class Restorer {
       const tiled = this.tiled.t;
       let net;
       try {
-        net = await tiled.run({ c: netin.shape[1]!, h: ph, w: pw, data: netin.data as Float32Array }, ipr, {
+        net = await tiled.run(map, ipr, {
           ...(o.signal ? { signal: o.signal } : {}),
           ...(spill ? { spill: { maps: spill.maps, diskBytes: spill.diskBytes, ...(o.spillDir ? { dir: o.spillDir } : {}) } } : {}),
           onProgress: (p) => o.onProgress?.({ phase: 'tiles', ...p }),
@@ -186,7 +189,20 @@ export class Restorer {
     const cfg = this.config;
     checkImageSize(cfg, height, width);
     const [ph, pw] = paddedSize(cfg, height, width);
-    return this.chooseTile(ph, pw, o.tile ?? 'auto', o.memoryBudget ?? defaultMemoryBudget());
+    const budget = o.memoryBudget ?? defaultMemoryBudget();
+    const tile = this.chooseTile(ph, pw, o.tile ?? 'auto', budget);
+    if (tile > 0) this.priorGrid(ph, pw, budget);
+    return tile;
+  }
+
+  /** The windows of a tiled run's prior within `budget`; throws a one-line error when even the smallest do not fit. */
+  private priorGrid(ph: number, pw: number, budget: number): PriorGrid {
+    const cfg = this.config;
+    const base = this.tiledBase(ph, pw);
+    const grid = priorGridFor(cfg, ph, pw, budget - base);
+    if (grid) return grid;
+    const least = base + Math.min(priorTileBytes(cfg, priorGrid(cfg, ph, pw, Math.max(ph, pw))), priorTileBytes(cfg, priorGrid(cfg, ph, pw, 8)));
+    throw new Error(`${pw}×${ph} needs about ${fmtBytes(least)} for its prior (CPEN in windows), over the ${fmtBytes(budget)} memory budget; raise --memory-budget`);
   }
 
   private sessionOptions() {

@@ -5,15 +5,12 @@ import { Graph } from '../src/graph/ir.js';
 import { compile } from '../src/runtime/compile.js';
 import { type DiffIRConfig, cpenUnshuffle, inputChannels } from '../src/models/config.js';
 import { cpenRadius } from '../src/models/cpen.js';
-import { DiffIRS2, buildS2Prior } from '../src/models/diffir.js';
-import type { LoadedImage } from '../src/image/io.js';
-import { Rng } from '../src/random.js';
-import { Restorer } from '../src/restore/restore.js';
+import { buildS2Prior } from '../src/models/diffir.js';
 import { spillPlan, tileBytes, tiledBaseBytes, tiledHostBytes } from '../src/restore/memory.js';
 import { initParams } from '../src/nn/init.js';
 import { priorGrid, priorGridFor, priorTileBytes, tiledPrior } from '../src/restore/prior.js';
 import { randn } from './helpers/gradcheck.js';
-import { tinyConfig } from './helpers/tiny-dirformer.js';
+import { noiseImage, tinyConfig, tinyRestorer } from './helpers/tiny-dirformer.js';
 
 /** The whole-image prior of `cfg` on a network input of H×W: inputs `input`, `x_T`; output `ipr`. */
 function wholePrior(cfg: DiffIRConfig, height: number, width: number): Graph {
@@ -79,13 +76,9 @@ test('prior windows shrink to fit the budget', () => {
 });
 
 test('the restorer runs the prior in windows when the budget needs it, and refuses a budget the prior cannot meet', async () => {
-  const cfg = tinyConfig('deblur', 1);
-  const weights = initParams(DiffIRS2(cfg), 1);
-  const r = Restorer.load({ file: 'tiny', config: cfg, stage: 2, presets: [], weights, parameterCount: 0 }, { threads: 2 });
+  const { cfg, r } = tinyRestorer();
   const [H, W, tile] = [160, 160, 16];
-  const rng = new Rng(7);
-  const data = Float32Array.from({ length: 3 * H * W }, () => Math.min(1, Math.max(0, 0.5 + 0.2 * rng.normal())));
-  const img: LoadedImage = { rgb: { dtype: 'float32', shape: [1, 3, H, W], data }, alpha: null, gray: false, bitDepth: 8, format: 'png', width: W, height: H, orientationApplied: false };
+  const img = noiseImage(W, H);
   const whole = await r.restore(img, { tile: 0 });
   // Room for the tiles with their maps in memory, less than the prior of the whole image needs.
   const base = tiledBaseBytes(cfg, 0, H, W);
@@ -104,7 +97,7 @@ test('the restorer runs the prior in windows when the budget needs it, and refus
   assert.ok(diff < 1e-5, `image differs by ${diff}`);
   // A small image whose tiles, with their maps spilled, need less than CPEN's smallest prior window.
   const [h, w] = [40, 56];
-  const small: LoadedImage = { ...img, rgb: { dtype: 'float32', shape: [1, 3, h, w], data: data.subarray(0, 3 * h * w) }, width: w, height: h };
+  const small = noiseImage(w, h);
   const room = tiledBaseBytes(cfg, 0, h, w) + tileBytes(cfg, 8) + spillPlan(cfg, h, w, 8, 0).hostBytes;
   assert.ok(room < tiledBaseBytes(cfg, 0, h, w) + priorTileBytes(cfg, priorGrid(cfg, h, w, w)));
   await assert.rejects(r.restore(small, { tile: 8, memoryBudget: room }), /^Error: 56×40 needs about .* for its prior \(CPEN in windows\), over the .* memory budget; raise --memory-budget$/);

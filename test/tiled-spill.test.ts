@@ -5,16 +5,11 @@ import { mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inputChannels } from '../src/models/config.js';
-import { DiffIRS2 } from '../src/models/diffir.js';
-import { initParams } from '../src/nn/init.js';
 import { compile } from '../src/runtime/compile.js';
 import { TiledDIRformer } from '../src/restore/tiled.js';
-import { Restorer } from '../src/restore/restore.js';
 import { spillPlan, tileBytes, tiledBaseBytes, tiledHostBytes } from '../src/restore/memory.js';
-import type { LoadedImage } from '../src/image/io.js';
-import { Rng } from '../src/random.js';
 import { randn } from './helpers/gradcheck.js';
-import { tinyConfig, tinyDirformer } from './helpers/tiny-dirformer.js';
+import { noiseImage, tinyConfig, tinyDirformer, tinyRestorer } from './helpers/tiny-dirformer.js';
 
 /** Files under `dir`, at any depth. */
 const files = (dir: string) => readdirSync(dir, { recursive: true }).map(String);
@@ -99,14 +94,10 @@ test('spilled tiled DIRformer equals the whole image and frees its files, also o
 });
 
 test('the restorer spills when the budget needs it, and refuses a budget that even spilling cannot meet', async () => {
-  const cfg = tinyConfig('deblur', 1);
-  const weights = initParams(DiffIRS2(cfg), 1);
-  const r = Restorer.load({ file: 'tiny', config: cfg, stage: 2, presets: [], weights, parameterCount: 0 }, { threads: 2 });
+  const { cfg, r } = tinyRestorer();
   // Tiles of 16: with 8, this tiny DIRformer's tile needs less than CPEN's smallest prior window.
   const [H, W, tile] = [40, 56, 16];
-  const rng = new Rng(7);
-  const data = Float32Array.from({ length: 3 * H * W }, () => Math.min(1, Math.max(0, 0.5 + 0.2 * rng.normal())));
-  const img: LoadedImage = { rgb: { dtype: 'float32', shape: [1, 3, H, W], data }, alpha: null, gray: false, bitDepth: 8, format: 'png', width: W, height: H, orientationApplied: false };
+  const img = noiseImage(W, H);
   const whole = await r.restore(img, { tile: 0 });
   // Room for the baseline, one tile and the least host memory of a spilled run, not for the maps.
   const rest = tiledBaseBytes(cfg, 0, H, W) + tileBytes(cfg, tile);

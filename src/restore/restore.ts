@@ -141,7 +141,7 @@ export class Restorer {
       // The tiled executor is kept for the next image with the same tile, and its sessions too
       // when the budget has room for them.
       const spill = this.spill(ph, pw, tile, budget);
-      const keep = (spill ? this.tiledBase(ph, pw) + spill.hostBytes + tileBytes(cfg, tile) : this.tiledBytes(ph, pw, tile)) + tiledSessionBytes(4 * this.checkpoint.parameterCount) <= budget;
+      const keep = this.tiledBytes(ph, pw, tile, spill) + tiledSessionBytes(4 * this.checkpoint.parameterCount) <= budget;
       if (this.tiled?.tile !== tile || this.tiled.keep !== keep) {
         await this.tiled?.t.release();
         this.tiled = { tile, keep, t: new TiledDIRformer(cfg, this.checkpoint.weights, { tile, keepSessions: keep, session: this.sessionOptions() }) };
@@ -213,10 +213,13 @@ export class Restorer {
     return tiledBaseBytes(this.config, 4 * this.checkpoint.parameterCount, ph, pw);
   }
 
-  /** Bytes of a tiled run: baseline and image, host feature maps and (tile > 0) ORT's working memory for the tile. */
-  private tiledBytes(ph: number, pw: number, tile: number): number {
+  /**
+   * Bytes of a tiled run: baseline and image, host feature maps (with those of `spill` in a
+   * temporary file, only their bands) and (tile > 0) ORT's working memory for the tile.
+   */
+  private tiledBytes(ph: number, pw: number, tile: number, spill: SpillPlan | null = null): number {
     const cfg = this.config;
-    return this.tiledBase(ph, pw) + tiledHostBytes(cfg, ph, pw, tile) + (tile ? tileBytes(cfg, tile) : 0);
+    return this.tiledBase(ph, pw) + (spill ? spill.hostBytes : tiledHostBytes(cfg, ph, pw, tile)) + (tile ? tileBytes(cfg, tile) : 0);
   }
 
   /**

@@ -362,8 +362,12 @@ export class TiledDIRformer {
     this.used.add(key);
     let s = this.sessions.get(key);
     if (!s) {
-      // Tile runs are many short parallel sections: spinning threads burnt up to twice the CPU on a busy machine.
-      const opts: SessionOptions = { spinning: false, ...this.o.session, ...(this.o.keepSessions ? { memoryArena: false } : {}) };
+      // Tile runs are many short parallel sections: spinning threads burnt up to twice the CPU on a
+      // busy machine. Kept sessions run without ORT's arena (an idle one holds only its weights) and
+      // without its memory pattern: the pattern's one block per run is larger than malloc's mmap
+      // threshold, so every run faulted in fresh pages (measured: 2× the run time of a 128² block
+      // tile), while tensors allocated one by one are reused from the heap across runs and sessions.
+      const opts: SessionOptions = { spinning: false, ...this.o.session, ...(this.o.keepSessions ? { memoryArena: false, memoryPattern: false } : {}) };
       s = Session.create(toOnnx(build(), { params: 'initializers', weights: this.weights }), opts);
       this.sessions.set(key, s);
     }

@@ -438,7 +438,8 @@ export class TiledDIRformer {
         const S = new Float64Array(s.opts.heads * ch * ch);
         const nq = new Float64Array(C);
         const nk = new Float64Array(C);
-        const statsS = await this.session(`${i}:A:${th}x${tw}`, () => this.statsGraph(s, th, tw));
+        const statsKey = `${i}:A:${th}x${tw}`;
+        const statsS = await this.session(statsKey, () => this.statsGraph(s, th, tw));
         for (let yi = 0; yi < ys.length; yi++) {
           for (let xi = 0; xi < xs.length; xi++) {
             check();
@@ -455,6 +456,8 @@ export class TiledDIRformer {
             tick();
           }
         }
+        // Pass B does not need pass A's arena: unless sessions are kept, free it before B grows its own.
+        if (!this.o.keepSessions) await this.dropSessions((key) => key === statsKey);
         // Written as windows when every consumer is a block on the same grid, else as a map.
         const consumers = this.steps.flatMap((t, j) => (j > i && stepInputs(t).includes(s.output) ? [j] : []));
         const toFile = spilled(s.output);
@@ -665,6 +668,11 @@ export class TiledDIRformer {
   /** Releases the sessions (all, or those whose key `which` selects). */
   async release(which: (key: string) => boolean = () => true): Promise<void> {
     this.pool.clear();
+    await this.dropSessions(which);
+  }
+
+  /** Releases the sessions whose key `which` selects (the window pool stays). */
+  private async dropSessions(which: (key: string) => boolean): Promise<void> {
     const gone = [...this.sessions].filter(([k]) => which(k));
     for (const [k] of gone) this.sessions.delete(k);
     await Promise.all(gone.map(([, p]) => p.then((s) => s.release(), () => undefined)));

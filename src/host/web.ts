@@ -50,6 +50,9 @@ export function cpuCount(): number {
   return Math.max(1, globalThis.navigator?.hardwareConcurrency ?? 1);
 }
 
+/** Runs a full garbage collection where the page can ask for one: it cannot, so this does nothing. */
+export function collectGarbage(): void {}
+
 /** Inflates raw DEFLATE data of a known size (zip entries). */
 export function inflateRaw(data: Uint8Array, size: number): Uint8Array {
   return inflateSync(data, { out: new Uint8Array(size) });

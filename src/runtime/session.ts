@@ -4,7 +4,7 @@
  * where ORT allows, and explicit release.
  */
 import { ort, runtimeDevices, deviceHint, RUNTIME } from '#ort';
-import { cpuCount } from '#host';
+import { collectGarbage, cpuCount } from '#host';
 import type { DType, HostTensor } from '../tensor.js';
 import { firstLine } from '../errors.js';
 
@@ -84,6 +84,10 @@ export function fromOrt(t: ort.OnnxValue, name: string): HostTensor {
   return { dtype, shape: [...x.dims], data: x.data as HostTensor['data'] } as HostTensor;
 }
 
+/** Bytes of output copies returned for outputs written into caller buffers since the last collection. */
+let outputCopyBytes = 0;
+const OUTPUT_COPY_LAG = 128 * 2 ** 20;
+
 /** A loaded ONNX Runtime session. */
 export class Session {
   private constructor(
@@ -129,7 +133,7 @@ export class Session {
   /**
    * Runs the model. Feeds are host tensors by input name; returns the requested
    * outputs (default all). Outputs given in `into` are written by ORT directly into
-   * those tensors' buffers (which must have the output's exact size).
+   * those tensors' buffers (which must have the output's exact size), and returned as them.
    */
   async run(
     feeds: Readonly<Record<string, HostTensor>>,
@@ -158,7 +162,21 @@ export class Session {
       throw new Error(`ONNX Runtime run failed: ${firstLine(e)}`);
     }
     const out: Record<string, HostTensor> = {};
-    for (const [k, v] of Object.entries(res)) out[k] = fromOrt(v, k);
+    for (const [k, v] of Object.entries(res)) {
+      const given = into?.[k];
+      if (!given) {
+        out[k] = fromOrt(v, k);
+        continue;
+      }
+      // The binding wrote into `given` and still returns a copy: drop the copy, and collect such
+      // copies before they pile up (V8 frees large dead buffers late; 128 MB bounds the lag).
+      out[k] = given;
+      outputCopyBytes += given.data.byteLength;
+      if (outputCopyBytes > OUTPUT_COPY_LAG) {
+        outputCopyBytes = 0;
+        collectGarbage();
+      }
+    }
     return out;
   }
 

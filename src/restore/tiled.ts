@@ -440,15 +440,24 @@ export class TiledDIRformer {
         const nk = new Float64Array(C);
         const statsKey = `${i}:A:${th}x${tw}`;
         const statsS = await this.session(statsKey, () => this.statsGraph(s, th, tw));
+        // The pixels a tile owns (counted once in the sums): all but a strip where it overlaps the previous tile.
+        const ownOf = new Map<string, HostTensor>();
+        const own = (yi: number, xi: number) => {
+          const oy = ownedFrom(ys, yi, th) - ys[yi]!;
+          const ox = ownedFrom(xs, xi, tw) - xs[xi]!;
+          let m = ownOf.get(`${oy},${ox}`);
+          if (!m) {
+            const d = new Float32Array(th * tw);
+            for (let y = oy; y < th; y++) d.fill(1, y * tw + ox, (y + 1) * tw);
+            ownOf.set(`${oy},${ox}`, (m = f32([1, 1, th, tw], d)));
+          }
+          return m;
+        };
         for (let yi = 0; yi < ys.length; yi++) {
           for (let xi = 0; xi < xs.length; xi++) {
             check();
-            const own = new Float32Array(th * tw);
-            const oy = ownedFrom(ys, yi, th) - ys[yi]!;
-            const ox = ownedFrom(xs, xi, tw) - xs[xi]!;
-            for (let y = oy; y < th; y++) own.fill(1, y * tw + ox, (y + 1) * tw);
             const k = yi * xs.length + xi;
-            const res = await statsS.run({ x: xT(k), mask: mask(k), own: f32([1, 1, th, tw], own), z: zT });
+            const res = await statsS.run({ x: xT(k), mask: mask(k), own: own(yi, xi), z: zT });
             const add = (acc: Float64Array, v: HostTensor) => (v.data as Float32Array).forEach((x, j) => (acc[j]! += x));
             add(S, res.S!);
             add(nq, res.nq!);

@@ -254,22 +254,39 @@ function copyPlanes(src: Float32Array, sPlane: number, ss: number, si: number, d
   }
 }
 
-/** Writes the (c, th, tw) output tile at (y0, x0) into every window of `st` that it overlaps. */
-function scatterTile(st: TileWindows, y0: number, x0: number, tile: Float32Array): void {
-  const { th, tw, halo } = st;
+/**
+ * Fills the halos of windows whose cores hold their tiles (each written whole by its block run,
+ * zero halo included): every halo pixel inside the map is copied from the core of a tile that
+ * covers it; those outside the map stay zero.
+ */
+function fillHalos(st: TileWindows): void {
+  const { th, tw, halo, ys, xs } = st;
   const [H, W] = [th + 2 * halo, tw + 2 * halo];
-  st.ys.forEach((wy, yi) => {
-    const ya = Math.max(y0, wy - halo);
-    const yb = Math.min(y0 + th, wy + th + halo);
-    if (ya >= yb) return;
-    st.xs.forEach((wx, xi) => {
-      const xa = Math.max(x0, wx - halo);
-      const xb = Math.min(x0 + tw, wx + tw + halo);
-      if (xa >= xb) return;
-      const dst = st.data[yi * st.xs.length + xi]!;
-      copyPlanes(tile, th * tw, tw, (ya - y0) * tw + (xa - x0), dst, H * W, W, (ya - wy + halo) * W + (xa - wx + halo), st.c, yb - ya, xb - xa);
-    });
-  });
+  ys.forEach((wy, yi) =>
+    xs.forEach((wx, xi) => {
+      const dst = st.data[yi * xs.length + xi]!;
+      // The ring around the core: top and bottom strips (full width), left and right (core rows).
+      const ring = [
+        [wy - halo, wy, wx - halo, wx + tw + halo],
+        [wy + th, wy + th + halo, wx - halo, wx + tw + halo],
+        [wy, wy + th, wx - halo, wx],
+        [wy, wy + th, wx + tw, wx + tw + halo],
+      ] as const;
+      for (const [ya, yb, xa, xb] of ring) {
+        ys.forEach((sy, syi) =>
+          xs.forEach((sx, sxi) => {
+            const y0 = Math.max(ya, sy);
+            const y1 = Math.min(yb, sy + th);
+            const x0 = Math.max(xa, sx);
+            const x1 = Math.min(xb, sx + tw);
+            if (y0 >= y1 || x0 >= x1 || (syi === yi && sxi === xi)) return;
+            const src = st.data[syi * xs.length + sxi]!;
+            copyPlanes(src, H * W, W, (y0 - sy + halo) * W + (x0 - sx + halo), dst, H * W, W, (y0 - wy + halo) * W + (x0 - wx + halo), st.c, y1 - y0, x1 - x0);
+          }),
+        );
+      }
+    }),
+  );
 }
 
 /** 1 where the window of {@link readTile} lies inside the map, else 0. */
@@ -475,8 +492,11 @@ export class TiledDIRformer {
         this.trimPool(asWindows ? TiledDIRformer.poolKey(grids[i]!, C, 2) : null);
         const writer = toFile ? new BandWriter(store!.map(C, H, W), th, this.bands) : null;
         const out: HostMap = writer ? writer.map : asWindows ? this.windows(null, grids[i]!, 2, C) : { c: C, h: H, w: W, data: new Float32Array(C * H * W) };
-        const apply = await this.session(`${i}:B:${th}x${tw}`, () => this.applyGraph(s, th, tw));
-        const yb = f32([1, C, th, tw], new Float32Array(C * th * tw));
+        // Into windows, the run writes its tile with a zero 2-pixel border straight into the tile's
+        // window (one contiguous write); the halos are filled from the neighbours after the pass.
+        const pad = isWindows(out) ? 2 : 0;
+        const apply = await this.session(`${i}:B${pad ? 'p' : ''}:${th}x${tw}`, () => this.applyGraph(s, th, tw, pad));
+        const yb = f32([1, C, th, tw], new Float32Array(pad ? 0 : C * th * tw));
         const sums = {
           S: f32([1, s.opts.heads, ch, ch], Float32Array.from(S)),
           nq: f32([1, s.opts.heads, ch, 1], Float32Array.from(nq)),
@@ -486,14 +506,15 @@ export class TiledDIRformer {
           for (let xi = 0; xi < xs.length; xi++) {
             check();
             const k = yi * xs.length + xi;
-            await apply.run({ x: xT(k), mask: mask(k), z: zT, ...sums }, undefined, { y: yb });
+            const y = isWindows(out) ? f32([1, C, th + 4, tw + 4], out.data[k]!) : yb;
+            await apply.run({ x: xT(k), mask: mask(k), z: zT, ...sums }, undefined, { y });
             if (writer) writer.put(ys[yi]!, xs[xi]!, tw, yb.data as Float32Array);
-            else if (isWindows(out)) scatterTile(out, ys[yi]!, xs[xi]!, yb.data as Float32Array);
-            else if (!(out instanceof SpilledMap)) writeTile(out, ys[yi]!, xs[xi]!, th, tw, yb.data as Float32Array);
+            else if (!isWindows(out) && !(out instanceof SpilledMap)) writeTile(out, ys[yi]!, xs[xi]!, th, tw, yb.data as Float32Array);
             tick();
           }
         }
         writer?.flush();
+        if (isWindows(out)) fillHalos(out);
         if (fromMap && win) this.recycle(win);
         maps.set(s.output, out);
       } else if (s.kind === 'concat' && !spilled(s.output) && s.inputs.every((n) => isPlain(maps.get(n)!))) {
@@ -584,7 +605,7 @@ export class TiledDIRformer {
 
   private readonly bands = new BandPool();
 
-  /** Window arrays of finished maps by grid, for the next windows of the same grid (their out-of-map zeros are where the new ones need them). */
+  /** Window arrays of finished maps by grid, for the next windows of the same grid (each block run rewrites its whole window). */
   private readonly pool = new Map<string, Float32Array[][]>();
 
   private static poolKey(g: Grid, c: number, halo: number): string {
@@ -633,7 +654,8 @@ export class TiledDIRformer {
     return g;
   }
 
-  private applyGraph(s: Extract<DIRformerStep, { kind: 'block' }>, th: number, tw: number): Graph {
+  /** Pass B of block step `s` on a tile; its output tile gets a zero border of `pad` pixels (0: none). */
+  private applyGraph(s: Extract<DIRformerStep, { kind: 'block' }>, th: number, tw: number, pad: number): Graph {
     const g = new Graph(`${s.prefix}:apply`);
     const C = s.opts.dim;
     const ch = C / s.opts.heads;
@@ -643,7 +665,7 @@ export class TiledDIRformer {
     const S = g.input('S', [1, s.opts.heads, ch, ch]);
     const nq = g.input('nq', [1, s.opts.heads, ch, 1]);
     const nk = g.input('nk', [1, s.opts.heads, ch, 1]);
-    g.output(blockApply(g, s.prefix, x, z, s.opts, { mask }, { S, nq, nk }), 'y');
+    g.output(op.pad(blockApply(g, s.prefix, x, z, s.opts, { mask }, { S, nq, nk }), [0, 0, pad, pad, 0, 0, pad, pad]), 'y');
     return g;
   }
 

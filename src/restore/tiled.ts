@@ -239,7 +239,6 @@ interface TileWindows {
 type HostMap = FeatureMap | TileWindows | SpilledMap;
 
 const isWindows = (m: HostMap): m is TileWindows => 'halo' in m;
-const isPlain = (m: HostMap): m is FeatureMap => !isWindows(m) && !(m instanceof SpilledMap);
 
 /** Copies `rows` rows of `cols` floats from `src` (row stride ss) at `si` to `dst` (row stride ds) at `di`, for each of `n` planes. */
 function copyPlanes(src: Float32Array, sPlane: number, ss: number, si: number, dst: Float32Array, dPlane: number, ds: number, di: number, n: number, rows: number, cols: number): void {
@@ -366,7 +365,7 @@ export class TiledDIRformer {
     return tileGrid(height * f, width * f, t, align);
   }
 
-  /** Number of tile runs (steps × their tiles) for a network input of H×W, for progress. */
+  /** Number of ORT runs for a network input of H×W (for progress). */
   runCount(height: number, width: number): number {
     let n = 0;
     this.steps.forEach((s, i) => {
@@ -517,20 +516,6 @@ export class TiledDIRformer {
         if (isWindows(out)) fillHalos(out);
         if (fromMap && win) this.recycle(win);
         maps.set(s.output, out);
-      } else if (s.kind === 'concat' && !spilled(s.output) && s.inputs.every((n) => isPlain(maps.get(n)!))) {
-        // Channels are a host map's outer axis: the concatenation is its inputs one after the
-        // other, two sequential copies instead of a strided read and write per tile.
-        check();
-        this.trimPool(null);
-        const ins = s.inputs.map((n) => maps.get(n) as FeatureMap);
-        const out = new Float32Array(ins.reduce((n, m) => n + m.data.length, 0));
-        let at = 0;
-        for (const m of ins) {
-          out.set(m.data, at);
-          at += m.data.length;
-        }
-        maps.set(s.output, { c: ins.reduce((n, m) => n + m.c, 0), h: H, w: W, data: out });
-        for (let k = 0; k < ys.length * xs.length; k++) tick();
       } else {
         this.trimPool(null);
         const ins = stepInputs(s).map((n) => maps.get(n)!);

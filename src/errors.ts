@@ -7,6 +7,11 @@ export function errCode(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null ? (e as { code?: string }).code : undefined;
 }
 
+/** What an aborted operation throws: the signal's reason when it is an Error, else "cancelled". */
+export function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('cancelled');
+}
+
 /** The first line of any thrown value's message, trimmed. */
 export function firstLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);

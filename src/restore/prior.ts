@@ -11,13 +11,13 @@
  */
 import { toOnnx } from '../graph/onnx.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
-import type { HostTensor } from '../tensor.js';
-import type { TensorMap } from '../tensor.js';
+import type { HostTensor, TensorMap } from '../tensor.js';
+import { abortError } from '../errors.js';
 import { type DiffIRConfig, cpenUnshuffle, inputChannels } from '../models/config.js';
 import { CPEN_FEATS, cpenRadius } from '../models/cpen.js';
 import { IPR_DIM } from '../nn/ipr.js';
 import { RESTORE_IO, priorHeadGraph, priorTileGraph } from './graphs.js';
-import { readTile, type FeatureMap } from './tiled.js';
+import { insideMask, readTile, type FeatureMap } from './tiled.js';
 
 /** How the prior's windows cover CPEN_S2's input map (hL × wL, the padded input over `cpenUnshuffle`). */
 export interface PriorGrid {
@@ -53,16 +53,22 @@ export function priorTileBytes(cfg: DiffIRConfig, grid: PriorGrid): number {
   return Math.ceil(4 * px * (2 * inputChannels(cfg) * u * u + 5 * 4 * CPEN_FEATS));
 }
 
+/** The grids a run may use, largest first: the whole map in one window, then tiles of multiples of 8 down to 8. */
+function priorGrids(cfg: DiffIRConfig, height: number, width: number): PriorGrid[] {
+  const side = Math.max(height, width) / cpenUnshuffle(cfg);
+  const grids = [priorGrid(cfg, height, width, side)];
+  for (let s = Math.floor(side / 8) * 8; s >= 8; s -= 8) grids.push(priorGrid(cfg, height, width, s));
+  return grids;
+}
+
 /** The largest window grid whose working memory fits `budget` bytes (the whole map when it fits), or null. */
 export function priorGridFor(cfg: DiffIRConfig, height: number, width: number, budget: number): PriorGrid | null {
-  const u = cpenUnshuffle(cfg);
-  const whole = priorGrid(cfg, height, width, Math.max(height, width) / u);
-  if (priorTileBytes(cfg, whole) <= budget) return whole;
-  for (let side = Math.floor(Math.max(height, width) / u / 8) * 8; side >= 8; side -= 8) {
-    const grid = priorGrid(cfg, height, width, side);
-    if (priorTileBytes(cfg, grid) <= budget) return grid;
-  }
-  return null;
+  return priorGrids(cfg, height, width).find((g) => priorTileBytes(cfg, g) <= budget) ?? null;
+}
+
+/** The least working memory of any grid {@link priorGridFor} may choose (bytes). */
+export function priorLeastBytes(cfg: DiffIRConfig, height: number, width: number): number {
+  return Math.min(...priorGrids(cfg, height, width).map((g) => priorTileBytes(cfg, g)));
 }
 
 /** Options of {@link tiledPrior}. */
@@ -86,17 +92,13 @@ export async function tiledPrior(cfg: DiffIRConfig, weights: TensorMap, netin: F
   const tile = await Session.create(toOnnx(priorTileGraph(cfg, wh, ww, { cy: halo, cx: halo, ch: th, cw: tw }), { params: 'initializers', weights }), o.session);
   try {
     const window = new Float32Array(netin.c * u * wh * u * ww);
-    const mask = new Float32Array(wh * ww);
     for (let i = 0; i < ny; i++) {
       for (let j = 0; j < nx; j++) {
-        if (o.signal?.aborted) throw o.signal.reason instanceof Error ? o.signal.reason : new Error('cancelled');
+        if (o.signal?.aborted) throw abortError(o.signal);
         const [y0, x0] = [i * th, j * tw];
         readTile(netin, u * y0, u * x0, u * th, u * tw, u * halo, window);
         // 1 where the window lies on the map: outside it the whole image has zero padding.
-        for (let y = 0; y < wh; y++) {
-          const inside = y0 - halo + y >= 0 && y0 - halo + y < hL;
-          for (let x = 0; x < ww; x++) mask[y * ww + x] = inside && x0 - halo + x >= 0 && x0 - halo + x < wL ? 1 : 0;
-        }
+        const mask = insideMask({ h: hL, w: wL }, y0, x0, th, tw, halo);
         const r = await tile.run({
           [RESTORE_IO.window]: { dtype: 'float32', shape: [1, netin.c, u * wh, u * ww], data: window },
           [RESTORE_IO.mask]: { dtype: 'float32', shape: [1, 1, wh, ww], data: mask },

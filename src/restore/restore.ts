@@ -17,7 +17,8 @@ import { IPR_DIM } from '../nn/ipr.js';
 import type { LoadedImage } from '../image/io.js';
 import { decodeImage, upscaleAlpha } from '#codec';
 import { RESTORE_IO, checkImageSize, finishGraph, netinGraph, paddedSize, wholeImageGraph } from './graphs.js';
-import { type PriorGrid, priorGrid, priorGridFor, priorTileBytes, tiledPrior } from './prior.js';
+import { type PriorGrid, priorGridFor, priorLeastBytes, tiledPrior } from './prior.js';
+import { abortError } from '../errors.js';
 import { TiledDIRformer } from './tiled.js';
 import { balancedTile } from './grid.js';
 import { autoTile, baselineBytes, defaultMemoryBudget, fmtBytes, spillPlan, tileBytes, tiledBaseBytes, tiledHostBytes, tiledSessionBytes, wholeImageBytes, type SpillPlan } from './memory.js';
@@ -62,10 +63,6 @@ export interface RestorerOptions {
   readonly device?: Device;
   /** ORT intra-op threads (default: all cores). */
   readonly threads?: number;
-}
-
-function abortError(signal: AbortSignal): Error {
-  return signal.reason instanceof Error ? signal.reason : new Error('cancelled');
 }
 
 /** A stage-2 DiffIR model ready to restore images. */
@@ -201,7 +198,7 @@ export class Restorer {
     const base = this.tiledBase(ph, pw);
     const grid = priorGridFor(cfg, ph, pw, budget - base);
     if (grid) return grid;
-    const least = base + Math.min(priorTileBytes(cfg, priorGrid(cfg, ph, pw, Math.max(ph, pw))), priorTileBytes(cfg, priorGrid(cfg, ph, pw, 8)));
+    const least = base + priorLeastBytes(cfg, ph, pw);
     throw new Error(`${pw}×${ph} needs about ${fmtBytes(least)} for its prior (CPEN in windows), over the ${fmtBytes(budget)} memory budget; raise --memory-budget`);
   }
 

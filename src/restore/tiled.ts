@@ -26,6 +26,7 @@ import { stepTiles } from './memory.js';
 import { sameGrid, tileGrid, type Grid } from './grid.js';
 import { SpilledMap, SpillStore } from './spill.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
+import { abortError } from '../errors.js';
 
 /** A feature map of batch 1 in host memory: (C, H, W) row-major. */
 export interface FeatureMap {
@@ -289,7 +290,7 @@ function fillHalos(st: TileWindows): void {
 }
 
 /** 1 where the window of {@link readTile} lies inside the map, else 0. */
-function insideMask(m: { h: number; w: number }, y0: number, x0: number, th: number, tw: number, halo: number): Float32Array {
+export function insideMask(m: { h: number; w: number }, y0: number, x0: number, th: number, tw: number, halo: number): Float32Array {
   const H = th + 2 * halo;
   const W = tw + 2 * halo;
   const out = new Float32Array(H * W);
@@ -418,7 +419,7 @@ export class TiledDIRformer {
       r.onProgress?.({ done, total });
     };
     const check = () => {
-      if (r.signal?.aborted) throw r.signal.reason instanceof Error ? r.signal.reason : new Error('cancelled');
+      if (r.signal?.aborted) throw abortError(r.signal);
     };
     const zT = f32([1, IPR_DIM], z);
     this.used.clear();

@@ -496,7 +496,8 @@ export class TiledDIRformer {
         // window (one contiguous write); the halos are filled from the neighbours after the pass.
         const pad = isWindows(out) ? 2 : 0;
         const apply = await this.session(`${i}:B${pad ? 'p' : ''}:${th}x${tw}`, () => this.applyGraph(s, th, tw, pad));
-        const yb = f32([1, C, th, tw], new Float32Array(pad ? 0 : C * th * tw));
+        // Otherwise into one tile buffer, copied to the map or the band after each run.
+        const yb = pad ? null : f32([1, C, th, tw], new Float32Array(C * th * tw));
         const sums = {
           S: f32([1, s.opts.heads, ch, ch], Float32Array.from(S)),
           nq: f32([1, s.opts.heads, ch, 1], Float32Array.from(nq)),
@@ -506,10 +507,10 @@ export class TiledDIRformer {
           for (let xi = 0; xi < xs.length; xi++) {
             check();
             const k = yi * xs.length + xi;
-            const y = isWindows(out) ? f32([1, C, th + 4, tw + 4], out.data[k]!) : yb;
+            const y = isWindows(out) ? f32([1, C, th + 4, tw + 4], out.data[k]!) : yb!;
             await apply.run({ x: xT(k), mask: mask(k), z: zT, ...sums }, undefined, { y });
-            if (writer) writer.put(ys[yi]!, xs[xi]!, tw, yb.data as Float32Array);
-            else if (!isWindows(out) && !(out instanceof SpilledMap)) writeTile(out, ys[yi]!, xs[xi]!, th, tw, yb.data as Float32Array);
+            if (writer) writer.put(ys[yi]!, xs[xi]!, tw, yb!.data as Float32Array);
+            else if (!isWindows(out) && !(out instanceof SpilledMap)) writeTile(out, ys[yi]!, xs[xi]!, th, tw, yb!.data as Float32Array);
             tick();
           }
         }

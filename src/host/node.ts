@@ -58,6 +58,10 @@ export function collectGarbage(): void {
     try {
       // `--expose-gc` set at run time gives `gc` to contexts created afterwards, not to this one.
       setFlagsFromString('--expose-gc');
+      // By default dead ArrayBuffers are swept on a background thread, long after the collection
+      // (measured: 1 GB of dead Float32Arrays, 0.4 GB still held 100 ms after a full gc); swept at
+      // the collection, they are freed by the time it returns, here and in every later one.
+      setFlagsFromString('--no-concurrent-array-buffer-sweeping');
       const f: unknown = runInNewContext('gc');
       fullGc = typeof f === 'function' ? (f as () => void) : null;
     } catch {

@@ -25,17 +25,23 @@ function mapInfo(cfg: DiffIRConfig): { maps: Map<string, MapInfo>; steps: DIRfor
   const steps = dirformerProgram(cfg);
   const maps = new Map<string, MapInfo>([[PROGRAM_INPUT, { c: inputChannels(cfg), scale: 1 }]]);
   for (const s of steps) {
-    const first = maps.get(stepInputs(s)[0]!)!;
-    let c = first.c;
-    let scale = first.scale;
-    if (s.kind === 'conv') c = s.cout;
-    else if (s.kind === 'unshuffle') [c, scale] = [c * s.r * s.r, scale / s.r];
-    else if (s.kind === 'shuffle') [c, scale] = [c / (s.r * s.r), scale * s.r];
+    let scale = maps.get(stepInputs(s)[0]!)!.scale;
+    if (s.kind === 'unshuffle') scale /= s.r;
+    else if (s.kind === 'shuffle') scale *= s.r;
     else if (s.kind === 'nearest') scale *= s.scale;
-    else if (s.kind === 'concat') c = s.inputs.reduce((n, k) => n + maps.get(k)!.c, 0);
-    maps.set(s.output, { c, scale });
+    maps.set(s.output, { c: stepOutputChannels(s, stepInputs(s).map((n) => maps.get(n)!.c)), scale });
   }
   return { maps, steps };
+}
+
+/** Channels of step `s`'s output, given its inputs' channels. */
+export function stepOutputChannels(s: DIRformerStep, inputs: readonly number[]): number {
+  const c = inputs[0]!;
+  if (s.kind === 'conv') return s.cout;
+  if (s.kind === 'unshuffle') return c * s.r * s.r;
+  if (s.kind === 'shuffle') return c / (s.r * s.r);
+  if (s.kind === 'concat') return inputs.reduce((n, k) => n + k, 0);
+  return c;
 }
 
 /** Bytes the whole-image graph needs for a padded network input of H×W. */

@@ -22,11 +22,12 @@ import { blockApply, blockStats } from '../nn/transformer.js';
 import type { DiffIRConfig } from '../models/config.js';
 import { type DIRformerStep, PROGRAM_INPUT, PROGRAM_OUTPUT, dirformerProgram } from '../models/dirformer.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
-import { stepTiles } from './memory.js';
+import { stepOutputChannels, stepTiles } from './memory.js';
 import { sameGrid, tileGrid, type Grid } from './grid.js';
 import { SpilledMap, SpillStore } from './spill.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
 import { abortError } from '../errors.js';
+import { collectGarbage } from '#host';
 
 /** A feature map of batch 1 in host memory: (C, H, W) row-major. */
 export interface FeatureMap {
@@ -145,6 +146,12 @@ class BandPool {
     this.free.forEach((b, i) => {
       if (b.length >= n && (best < 0 || b.length < this.free[best]!.length)) best = i;
     });
+    if (best < 0 && this.free.length > 0) {
+      // None fits: the free bands are too small for this step's bands, and holding them through
+      // the step would cost their size on top of the step's own (122 MB at a 2 MP concat).
+      this.free = [];
+      collectGarbage();
+    }
     const buf = best >= 0 ? this.free.splice(best, 1)[0]! : new Float32Array(n);
     this.used.push(buf);
     return buf.subarray(0, n);
@@ -238,6 +245,26 @@ interface TileWindows {
 }
 
 type HostMap = FeatureMap | TileWindows | SpilledMap;
+
+type BlockStep = Extract<DIRformerStep, { kind: 'block' }>;
+
+/** What every step of one tiled run shares. */
+interface StepRun {
+  /** The network input's height and width. */
+  readonly h: number;
+  readonly w: number;
+  /** The maps alive, by name. */
+  readonly maps: Map<string, HostMap>;
+  readonly grids: readonly Grid[];
+  readonly store: SpillStore | null;
+  spilled(name: string): boolean;
+  /** The IPR as a [1, 256] tensor. */
+  readonly zT: HostTensor;
+  /** Counts one ORT run for progress. */
+  tick(): void;
+  /** Throws when the run was cancelled. */
+  check(): void;
+}
 
 const isWindows = (m: HostMap): m is TileWindows => 'halo' in m;
 
@@ -410,171 +437,197 @@ export class TiledDIRformer {
   }
 
   private async runSteps(input: FeatureMap, z: Float32Array, r: TiledRunOptions, store: SpillStore | null): Promise<FeatureMap> {
-    const spilled = (n: string) => store !== null && r.spill!.maps.has(n);
     const maps = new Map<string, HostMap>([[PROGRAM_INPUT, input]]);
     const total = this.runCount(input.h, input.w);
     let done = 0;
-    const tick = () => {
-      done++;
-      r.onProgress?.({ done, total });
+    const st: StepRun = {
+      h: input.h,
+      w: input.w,
+      maps,
+      grids: this.steps.map((_, i) => this.grid(i, input.h, input.w)),
+      store,
+      spilled: (n) => store !== null && r.spill!.maps.has(n),
+      zT: f32([1, IPR_DIM], z),
+      tick: () => {
+        done++;
+        r.onProgress?.({ done, total });
+      },
+      check: () => {
+        if (r.signal?.aborted) throw abortError(r.signal);
+      },
     };
-    const check = () => {
-      if (r.signal?.aborted) throw abortError(r.signal);
-    };
-    const zT = f32([1, IPR_DIM], z);
     this.used.clear();
-    const grids = this.steps.map((_, i) => this.grid(i, input.h, input.w));
     for (let i = 0; i < this.steps.length; i++) {
       const s = this.steps[i]!;
-      const f = this.scales.get(s.output)!;
-      const H = input.h * f;
-      const W = input.w * f;
-      const { th, tw, ys, xs } = grids[i]!;
-      if (s.kind === 'block') {
-        const C = s.opts.dim;
-        const ch = C / s.opts.heads;
-        // The input as windows of this grid with a 2-pixel halo (both passes read them): all in
-        // host memory, or, spilled, each read from the file when its tile runs.
-        const inMap = maps.get(s.input)!;
-        const fromMap = !isWindows(inMap);
-        const reader = inMap instanceof SpilledMap ? new BandReader(inMap, th + 4, this.bands) : null;
-        const win = reader ? null : this.blockWindows(maps, s.input, i, grids[i]!);
-        const xBuf = reader ? new Float32Array(C * (th + 4) * (tw + 4)) : null;
-        const xT = (k: number) => {
-          const data = reader ? reader.window(ys[Math.floor(k / xs.length)]!, xs[k % xs.length]!, th, tw, 2, xBuf!) : win!.data[k]!;
-          return f32([1, C, th + 4, tw + 4], data);
-        };
-        // Masks differ only where a window crosses the map's border: one per kind of crossing.
-        const maskOf = new Map<string, HostTensor>();
-        const mask = (k: number) => {
-          const [y0, x0] = [ys[Math.floor(k / xs.length)]!, xs[k % xs.length]!];
-          const key = `${Math.max(0, 2 - y0)},${Math.max(0, y0 + th + 2 - H)},${Math.max(0, 2 - x0)},${Math.max(0, x0 + tw + 2 - W)}`;
-          let m = maskOf.get(key);
-          if (!m) maskOf.set(key, (m = f32([1, 1, th + 4, tw + 4], insideMask({ h: H, w: W }, y0, x0, th, tw, 2))));
-          return m;
-        };
-        const S = new Float64Array(s.opts.heads * ch * ch);
-        const nq = new Float64Array(C);
-        const nk = new Float64Array(C);
-        const statsKey = `${i}:A:${th}x${tw}`;
-        const statsS = await this.session(statsKey, () => this.statsGraph(s, th, tw));
-        // The pixels a tile owns (counted once in the sums): all but a strip where it overlaps the previous tile.
-        const ownOf = new Map<string, HostTensor>();
-        const own = (yi: number, xi: number) => {
-          const oy = ownedFrom(ys, yi, th) - ys[yi]!;
-          const ox = ownedFrom(xs, xi, tw) - xs[xi]!;
-          let m = ownOf.get(`${oy},${ox}`);
-          if (!m) {
-            const d = new Float32Array(th * tw);
-            for (let y = oy; y < th; y++) d.fill(1, y * tw + ox, (y + 1) * tw);
-            ownOf.set(`${oy},${ox}`, (m = f32([1, 1, th, tw], d)));
-          }
-          return m;
-        };
-        for (let yi = 0; yi < ys.length; yi++) {
-          for (let xi = 0; xi < xs.length; xi++) {
-            check();
-            const k = yi * xs.length + xi;
-            const res = await statsS.run({ x: xT(k), mask: mask(k), own: own(yi, xi), z: zT });
-            const add = (acc: Float64Array, v: HostTensor) => (v.data as Float32Array).forEach((x, j) => (acc[j]! += x));
-            add(S, res.S!);
-            add(nq, res.nq!);
-            add(nk, res.nk!);
-            tick();
-          }
-        }
-        // Pass B does not need pass A's arena: unless sessions are kept, free it before B grows its own.
-        if (!this.o.keepSessions) await this.dropSessions((key) => key === statsKey);
-        // Written as windows when every consumer is a block on the same grid, else as a map.
-        const consumers = this.steps.flatMap((t, j) => (j > i && stepInputs(t).includes(s.output) ? [j] : []));
-        const toFile = spilled(s.output);
-        const asWindows = !toFile && consumers.length > 0 && consumers.every((j) => this.steps[j]!.kind === 'block' && sameGrid(grids[j]!, grids[i]!));
-        this.trimPool(asWindows ? TiledDIRformer.poolKey(grids[i]!, C, 2) : null);
-        const writer = toFile ? new BandWriter(store!.map(C, H, W), th, this.bands) : null;
-        const out: HostMap = writer ? writer.map : asWindows ? this.windows(null, grids[i]!, 2, C) : { c: C, h: H, w: W, data: new Float32Array(C * H * W) };
-        // Into windows, the run writes its tile with a zero 2-pixel border straight into the tile's
-        // window (one contiguous write); the halos are filled from the neighbours after the pass.
-        const pad = isWindows(out) ? 2 : 0;
-        const apply = await this.session(`${i}:B${pad ? 'p' : ''}:${th}x${tw}`, () => this.applyGraph(s, th, tw, pad));
-        // Otherwise into one tile buffer, copied to the map or the band after each run.
-        const yb = pad ? null : f32([1, C, th, tw], new Float32Array(C * th * tw));
-        const sums = {
-          S: f32([1, s.opts.heads, ch, ch], Float32Array.from(S)),
-          nq: f32([1, s.opts.heads, ch, 1], Float32Array.from(nq)),
-          nk: f32([1, s.opts.heads, ch, 1], Float32Array.from(nk)),
-        };
-        for (let yi = 0; yi < ys.length; yi++) {
-          for (let xi = 0; xi < xs.length; xi++) {
-            check();
-            const k = yi * xs.length + xi;
-            const y = isWindows(out) ? f32([1, C, th + 4, tw + 4], out.data[k]!) : yb!;
-            await apply.run({ x: xT(k), mask: mask(k), z: zT, ...sums }, undefined, { y });
-            if (writer) writer.put(ys[yi]!, xs[xi]!, tw, yb!.data as Float32Array);
-            else if (!isWindows(out) && !(out instanceof SpilledMap)) writeTile(out, ys[yi]!, xs[xi]!, th, tw, yb!.data as Float32Array);
-            tick();
-          }
-        }
-        writer?.flush();
-        if (isWindows(out)) fillHalos(out);
-        if (fromMap && win) this.recycle(win);
-        maps.set(s.output, out);
-      } else {
-        this.trimPool(null);
-        const ins = stepInputs(s).map((n) => maps.get(n)!);
-        if (ins.some(isWindows)) throw new Error(`tiled DIRformer: step ${s.output} reads tile windows`);
-        const local = await this.session(`${i}:L:${th}x${tw}`, () => this.localGraph(s, ins as (FeatureMap | SpilledMap)[], th, tw));
-        let out: FeatureMap | null = null;
-        let writer: BandWriter | null = null;
-        // Input windows and the output tile reuse their buffers across tiles.
-        const wins = (ins as (FeatureMap | SpilledMap)[]).map((m, k) => {
-          const { g, halo } = this.inputWindow(s, k);
-          const [wh, ww] = [th * g + 2 * halo, tw * g + 2 * halo];
-          const reader = m instanceof SpilledMap ? new BandReader(m, wh, this.bands) : null;
-          const t = f32([1, m.c, wh, ww], new Float32Array(m.c * wh * ww));
-          const read = (y0: number, x0: number) => (reader ? reader.window(y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array) : readTile(m as FeatureMap, y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array));
-          return { read, t };
-        });
-        let yT: HostTensor | null = null;
-        for (const y0 of ys) {
-          for (const x0 of xs) {
-            check();
-            const feeds: Record<string, HostTensor> = {};
-            wins.forEach(({ read, t }, k) => {
-              read(y0, x0);
-              feeds[`in${k}`] = t;
-            });
-            if (yT) await local.run(feeds, undefined, { y: yT });
-            else {
-              const y = (await local.run(feeds)).y!;
-              yT = f32([...y.shape], Float32Array.from(y.data as Float32Array));
-            }
-            const c = yT.shape[1]!;
-            if (spilled(s.output)) {
-              writer ??= new BandWriter(store!.map(c, H, W), th, this.bands);
-              writer.put(y0, x0, tw, yT.data as Float32Array);
-            } else {
-              out ??= { c, h: H, w: W, data: new Float32Array(c * H * W) };
-              writeTile(out, y0, x0, th, tw, yT.data as Float32Array);
-            }
-            tick();
-          }
-        }
-        writer?.flush();
-        maps.set(s.output, writer?.map ?? out!);
-      }
-      for (const name of stepInputs(s)) {
-        if (this.lastUse.get(name) !== i || name === PROGRAM_INPUT) continue;
-        const m = maps.get(name);
-        if (m && isWindows(m)) this.recycle(m);
-        if (m instanceof SpilledMap) store!.drop(m);
-        maps.delete(name);
-      }
+      // Each step runs in its own call: an async function's frame keeps every local of earlier
+      // loop iterations (tile buffers, windows, closures over them) until they are overwritten,
+      // which pinned ~1 GiB of dead maps through later steps of a 2 MP run.
+      if (s.kind === 'block') await this.blockStep(i, st);
+      else await this.localStep(i, st);
+      this.dropInputs(i, st);
       this.bands.endStep();
       if (!this.o.keepSessions) await this.release();
     }
     this.pool.clear();
     await this.release((key) => !this.used.has(key));
     return maps.get(PROGRAM_OUTPUT) as FeatureMap;
+  }
+
+  /** Drops the maps whose last use was step `i` (in a call of its own, so that no local outlives it). */
+  private dropInputs(i: number, st: StepRun): void {
+    for (const name of stepInputs(this.steps[i]!)) {
+      if (this.lastUse.get(name) !== i || name === PROGRAM_INPUT) continue;
+      const m = st.maps.get(name);
+      if (m && isWindows(m)) this.recycle(m);
+      if (m instanceof SpilledMap) st.store!.drop(m);
+      st.maps.delete(name);
+    }
+  }
+
+  /** Transformer block step `i`: pass A sums q·kᵀ and the norms over all tiles, pass B applies them tile by tile. */
+  private async blockStep(i: number, st: StepRun): Promise<void> {
+    const s = this.steps[i]! as BlockStep;
+    const f = this.scales.get(s.output)!;
+    const H = st.h * f;
+    const W = st.w * f;
+    const { th, tw, ys, xs } = st.grids[i]!;
+    const { maps, grids, store, tick, check, zT, spilled } = st;
+    const C = s.opts.dim;
+    const ch = C / s.opts.heads;
+    // The input as windows of this grid with a 2-pixel halo (both passes read them): all in
+    // host memory, or, spilled, each read from the file when its tile runs.
+    // No local holds the input map itself: read into windows for its last use, it must die when
+    // blockWindows drops it, not stay alive through the block.
+    const fromMap = !isWindows(maps.get(s.input)!);
+    const reader = this.bandReader(maps.get(s.input)!, th + 4);
+    const win = reader ? null : this.blockWindows(maps, s.input, i, grids[i]!);
+    const xBuf = reader ? new Float32Array(C * (th + 4) * (tw + 4)) : null;
+    const xT = (k: number) => {
+      const data = reader ? reader.window(ys[Math.floor(k / xs.length)]!, xs[k % xs.length]!, th, tw, 2, xBuf!) : win!.data[k]!;
+      return f32([1, C, th + 4, tw + 4], data);
+    };
+    // Masks differ only where a window crosses the map's border: one per kind of crossing.
+    const maskOf = new Map<string, HostTensor>();
+    const mask = (k: number) => {
+      const [y0, x0] = [ys[Math.floor(k / xs.length)]!, xs[k % xs.length]!];
+      const key = `${Math.max(0, 2 - y0)},${Math.max(0, y0 + th + 2 - H)},${Math.max(0, 2 - x0)},${Math.max(0, x0 + tw + 2 - W)}`;
+      let m = maskOf.get(key);
+      if (!m) maskOf.set(key, (m = f32([1, 1, th + 4, tw + 4], insideMask({ h: H, w: W }, y0, x0, th, tw, 2))));
+      return m;
+    };
+    const S = new Float64Array(s.opts.heads * ch * ch);
+    const nq = new Float64Array(C);
+    const nk = new Float64Array(C);
+    const statsKey = `${i}:A:${th}x${tw}`;
+    const statsS = await this.session(statsKey, () => this.statsGraph(s, th, tw));
+    // The pixels a tile owns (counted once in the sums): all but a strip where it overlaps the previous tile.
+    const ownOf = new Map<string, HostTensor>();
+    const own = (yi: number, xi: number) => {
+      const oy = ownedFrom(ys, yi, th) - ys[yi]!;
+      const ox = ownedFrom(xs, xi, tw) - xs[xi]!;
+      let m = ownOf.get(`${oy},${ox}`);
+      if (!m) {
+        const d = new Float32Array(th * tw);
+        for (let y = oy; y < th; y++) d.fill(1, y * tw + ox, (y + 1) * tw);
+        ownOf.set(`${oy},${ox}`, (m = f32([1, 1, th, tw], d)));
+      }
+      return m;
+    };
+    for (let yi = 0; yi < ys.length; yi++) {
+      for (let xi = 0; xi < xs.length; xi++) {
+        check();
+        const k = yi * xs.length + xi;
+        const res = await statsS.run({ x: xT(k), mask: mask(k), own: own(yi, xi), z: zT });
+        const add = (acc: Float64Array, v: HostTensor) => (v.data as Float32Array).forEach((x, j) => (acc[j]! += x));
+        add(S, res.S!);
+        add(nq, res.nq!);
+        add(nk, res.nk!);
+        tick();
+      }
+    }
+    // Pass B does not need pass A's arena: unless sessions are kept, free it before B grows its own.
+    if (!this.o.keepSessions) await this.dropSessions((key) => key === statsKey);
+    // Written as windows when every consumer is a block on the same grid, else as a map.
+    const consumers = this.steps.flatMap((t, j) => (j > i && stepInputs(t).includes(s.output) ? [j] : []));
+    const toFile = spilled(s.output);
+    const asWindows = !toFile && consumers.length > 0 && consumers.every((j) => this.steps[j]!.kind === 'block' && sameGrid(grids[j]!, grids[i]!));
+    this.trimPool(asWindows ? TiledDIRformer.poolKey(grids[i]!, C, 2) : null);
+    const writer = toFile ? new BandWriter(store!.map(C, H, W), th, this.bands) : null;
+    const out: HostMap = writer ? writer.map : asWindows ? this.windows(null, grids[i]!, 2, C) : { c: C, h: H, w: W, data: new Float32Array(C * H * W) };
+    // Into windows, the run writes its tile with a zero 2-pixel border straight into the tile's
+    // window (one contiguous write); the halos are filled from the neighbours after the pass.
+    const pad = isWindows(out) ? 2 : 0;
+    const apply = await this.session(`${i}:B${pad ? 'p' : ''}:${th}x${tw}`, () => this.applyGraph(s, th, tw, pad));
+    // Otherwise into one tile buffer, copied to the map or the band after each run.
+    const yb = pad ? null : f32([1, C, th, tw], new Float32Array(C * th * tw));
+    const sums = {
+      S: f32([1, s.opts.heads, ch, ch], Float32Array.from(S)),
+      nq: f32([1, s.opts.heads, ch, 1], Float32Array.from(nq)),
+      nk: f32([1, s.opts.heads, ch, 1], Float32Array.from(nk)),
+    };
+    for (let yi = 0; yi < ys.length; yi++) {
+      for (let xi = 0; xi < xs.length; xi++) {
+        check();
+        const k = yi * xs.length + xi;
+        const y = isWindows(out) ? f32([1, C, th + 4, tw + 4], out.data[k]!) : yb!;
+        await apply.run({ x: xT(k), mask: mask(k), z: zT, ...sums }, undefined, { y });
+        if (writer) writer.put(ys[yi]!, xs[xi]!, tw, yb!.data as Float32Array);
+        else if (!isWindows(out) && !(out instanceof SpilledMap)) writeTile(out, ys[yi]!, xs[xi]!, th, tw, yb!.data as Float32Array);
+        tick();
+      }
+    }
+    writer?.flush();
+    if (isWindows(out)) fillHalos(out);
+    if (fromMap && win) this.recycle(win);
+    maps.set(s.output, out);
+  }
+
+  /** A local step `i` (convolution, shuffle, concatenation, addition): each output tile from its input windows. */
+  private async localStep(i: number, st: StepRun): Promise<void> {
+    const s = this.steps[i]! as Exclude<DIRformerStep, BlockStep>;
+    const f = this.scales.get(s.output)!;
+    const H = st.h * f;
+    const W = st.w * f;
+    const { th, tw, ys, xs } = st.grids[i]!;
+    const { maps, store, tick, check, spilled } = st;
+    this.trimPool(null);
+    const ins = stepInputs(s).map((n) => maps.get(n)!);
+    if (ins.some(isWindows)) throw new Error(`tiled DIRformer: step ${s.output} reads tile windows`);
+    const local = await this.session(`${i}:L:${th}x${tw}`, () => this.localGraph(s, ins as (FeatureMap | SpilledMap)[], th, tw));
+    let out: FeatureMap | null = null;
+    let writer: BandWriter | null = null;
+    // Input windows and the output tile reuse their buffers across tiles.
+    const wins = (ins as (FeatureMap | SpilledMap)[]).map((m, k) => {
+      const { g, halo } = this.inputWindow(s, k);
+      const [wh, ww] = [th * g + 2 * halo, tw * g + 2 * halo];
+      const reader = this.bandReader(m, wh);
+      const t = f32([1, m.c, wh, ww], new Float32Array(m.c * wh * ww));
+      const read = (y0: number, x0: number) => (reader ? reader.window(y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array) : readTile(m as FeatureMap, y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array));
+      return { read, t };
+    });
+    const c = stepOutputChannels(s, ins.map((m) => m.c));
+    const yT = f32([1, c, th, tw], new Float32Array(c * th * tw));
+    for (const y0 of ys) {
+      for (const x0 of xs) {
+        check();
+        const feeds: Record<string, HostTensor> = {};
+        wins.forEach(({ read, t }, k) => {
+          read(y0, x0);
+          feeds[`in${k}`] = t;
+        });
+        await local.run(feeds, undefined, { y: yT });
+        if (spilled(s.output)) {
+          writer ??= new BandWriter(store!.map(c, H, W), th, this.bands);
+          writer.put(y0, x0, tw, yT.data as Float32Array);
+        } else {
+          out ??= { c, h: H, w: W, data: new Float32Array(c * H * W) };
+          writeTile(out, y0, x0, th, tw, yT.data as Float32Array);
+        }
+        tick();
+      }
+    }
+    writer?.flush();
+    maps.set(s.output, writer?.map ?? out!);
   }
 
   /**
@@ -591,6 +644,11 @@ export class TiledDIRformer {
   }
 
   private readonly bands = new BandPool();
+
+  /** A reader of `rows` rows at a time when `m` is spilled, else null. */
+  private bandReader(m: HostMap, rows: number): BandReader | null {
+    return m instanceof SpilledMap ? new BandReader(m, rows, this.bands) : null;
+  }
 
   /** Window arrays of finished maps by grid, for the next windows of the same grid (each block run rewrites its whole window). */
   private readonly pool = new Map<string, Float32Array[][]>();

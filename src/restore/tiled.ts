@@ -661,9 +661,15 @@ export class TiledDIRformer {
   private windows(m: FeatureMap | null, g: Grid, halo: number, c = m?.c ?? 0): TileWindows {
     const reuse = m ? undefined : this.pool.get(TiledDIRformer.poolKey(g, c, halo))?.pop();
     const size = c * (g.th + 2 * halo) * (g.tw + 2 * halo);
+    // One buffer for all windows, not one per window: above malloc's mmap threshold (32 MB at
+    // most), it gets pages of its own that go back to the OS when it is freed. Windows of a few MB
+    // each lived in malloc's heap between ORT's per-run allocations, which then could not be
+    // returned: the heap stayed at 1.8 GiB with 1 GiB live in it (deblur 2048², tiles of 88).
+    const slab = reuse ? null : new Float32Array(size * g.ys.length * g.xs.length);
     const data = g.ys.flatMap((y0, yi) => g.xs.map((x0, xi) => {
       const k = yi * g.xs.length + xi;
-      return m ? readTile(m, y0, x0, g.th, g.tw, halo) : (reuse?.[k] ?? new Float32Array(size));
+      const w = reuse ? reuse[k]! : slab!.subarray(k * size, (k + 1) * size);
+      return m ? readTile(m, y0, x0, g.th, g.tw, halo, w) : w;
     }));
     return { c, th: g.th, tw: g.tw, ys: g.ys, xs: g.xs, halo, data };
   }

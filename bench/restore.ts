@@ -11,7 +11,7 @@
  * runs it in the same tiles twice instead, with its maps in host memory and spilled to a
  * temporary file (the budget of each just fits), and prints spilled / in memory.
  *
- *   npm run bench:restore [-- --runs 3 --threads 2 --profile --cases deblur256,realsr64,deblur2048,deblur384vs,deblur384spill,deblur12mp]
+ *   npm run bench:restore [-- --runs 3 --threads 2 --profile --cases deblur256,realsr64,deblur2048,deblur384vs,deblur384spill,deblur2mp,deblur12mp]
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, mkdtempSync } from 'node:fs';
@@ -44,6 +44,16 @@ interface Case {
   versus?: number;
   /** Compare tiles of this side spilled to disk with the same tiles in host memory. */
   spill?: number;
+  /** Tiles of this side (with `budget`: the plan spills what the budget needs). */
+  tile?: number;
+}
+
+/** The memory plan of a tiled case with a budget. */
+interface Plan {
+  maps: number;
+  hostGiB: number;
+  diskGiB: number;
+  totalGiB: number;
 }
 
 const CASES: Record<string, Case> = {
@@ -53,6 +63,7 @@ const CASES: Record<string, Case> = {
   deblur384vs: { name: 'deblur-gopro 384×384, tiles of 96 vs whole', preset: 'deblur-gopro', size: 384, runs: 3, versus: 96 },
   realsr128vs: { name: 'realsr-x4 128×128 → 512×512, tiles of 32 vs whole', preset: 'realsr-x4', size: 128, runs: 3, versus: 32 },
   deblur384spill: { name: 'deblur-gopro 384×384, tiles of 96, maps spilled vs in memory', preset: 'deblur-gopro', size: 384, runs: 3, spill: 96 },
+  deblur2mp: { name: 'deblur-gopro 1728×1152, tiles of 288, 2.7 GB budget', preset: 'deblur-gopro', size: 1728, height: 1152, budget: 2.7 * 2 ** 30, tile: 288, runs: 1 },
   deblur12mp: { name: 'deblur-gopro 4000×3000 (12 MP), 4 GB budget', preset: 'deblur-gopro', size: 4000, height: 3000, budget: 4 * 2 ** 30, runs: 1 },
 };
 
@@ -142,13 +153,14 @@ async function child(key: string): Promise<void> {
     const cpu = process.cpuUsage(cpu0);
     console.error(`${p.done}/${p.total} tile runs, ${((performance.now() - t0) / 1000).toFixed(0)} s, RSS ${(process.memoryUsage.rss() / 2 ** 30).toFixed(2)} GiB (max ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)}), CPU ${((cpu.user + cpu.system) / 1e6).toFixed(0)} s, load ${loadavg()[0]!.toFixed(1)}`);
   };
-  const first = await r.restore(img, { ...(c.budget ? { memoryBudget: c.budget } : {}), onProgress });
+  const opts: RestoreOptions = { ...(c.budget ? { memoryBudget: c.budget } : {}), ...(c.tile ? { tile: c.tile } : {}) };
+  const first = await r.restore(img, { ...opts, onProgress });
   tile = first.tile;
   const cold = (performance.now() - t0) / 1000;
   const warm: number[] = [];
   for (let i = 0; i < runs - 1; i++) {
     const t = performance.now();
-    await r.restore(img, { ...(c.budget ? { memoryBudget: c.budget } : {}) });
+    await r.restore(img, opts);
     warm.push((performance.now() - t) / 1000);
   }
   await r.release();
@@ -156,15 +168,15 @@ async function child(key: string): Promise<void> {
   const cpu = process.cpuUsage(cpu0);
   let profile: Record<string, number> | null = null;
   if (process.argv.includes('--profile') && !c.budget) profile = await opProfile(c, weights, img, threads);
-  // What the plan put where: spilled maps, host bytes of the maps at the peak, disk bytes at the most.
-  let plan: { maps: number; hostGiB: number; diskGiB: number } | null = null;
+  // What the plan put where: spilled maps, host bytes of the maps at the peak, disk bytes at the
+  // most, and the whole planned peak (to hold against the measured one).
+  let plan: Plan | null = null;
   if (c.budget && tile) {
     const [h, w] = paddedSize(cfg, c.height ?? c.size, c.size);
     const rest = tiledBaseBytes(cfg, 4 * r.checkpoint.parameterCount, h, w) + tileBytes(cfg, tile);
-    if (rest + tiledHostBytes(cfg, h, w, tile) > c.budget) {
-      const p = spillPlan(cfg, h, w, tile, c.budget - rest);
-      plan = { maps: p.maps.size, hostGiB: p.hostBytes / 2 ** 30, diskGiB: p.diskBytes / 2 ** 30 };
-    }
+    const inRam = tiledHostBytes(cfg, h, w, tile);
+    const p = rest + inRam > c.budget ? spillPlan(cfg, h, w, tile, c.budget - rest) : { maps: new Set(), hostBytes: inRam, diskBytes: 0 };
+    plan = { maps: p.maps.size, hostGiB: p.hostBytes / 2 ** 30, diskGiB: p.diskBytes / 2 ** 30, totalGiB: (rest + p.hostBytes) / 2 ** 30 };
   }
   const load = `${load0.toFixed(1)}→${loadavg()[0]!.toFixed(1)}`;
   console.log(JSON.stringify({ key, cold, warm: warm.length ? median(warm) : null, peakGiB: peak, tile, profile, cpuS: (cpu.user + cpu.system) / 1e6, load, plan }));
@@ -210,8 +222,9 @@ async function main(): Promise<void> {
     const c = CASES[k];
     if (!c) throw new Error(`unknown case '${k}' (have ${Object.keys(CASES).join(', ')})`);
     const args = [fileURLToPath(import.meta.url), '--child', k, ...process.argv.slice(2).filter((a, i, all) => a !== '--cases' && all[i - 1] !== '--cases')];
-    const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
-    if (r.status !== 0) throw new Error(`case ${k} failed (${r.signal ?? `exit ${r.status}`}): ${r.stderr.split('\n').slice(-3).join(' ')}`);
+    // The child's stderr (progress of long cases) goes straight to ours.
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
+    if (r.status !== 0) throw new Error(`case ${k} failed (${r.signal ?? `exit ${r.status}`}); its messages are above`);
     const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
       cold: number;
       warm: number | null;
@@ -220,7 +233,7 @@ async function main(): Promise<void> {
       profile: Record<string, number> | null;
       cpuS: number;
       load: string;
-      plan: { maps: number; hostGiB: number; diskGiB: number } | null;
+      plan: Plan | null;
       versus?: { whole: number; tiled: number; ratio: number; maxDiff: number };
       spill?: { ram: number; spill: number; ratio: number; maxDiff: number; maps: number };
     };
@@ -237,7 +250,7 @@ async function main(): Promise<void> {
     const best = res.warm ?? res.cold;
     const ratio = c.pytorch ? (best / c.pytorch).toFixed(2) : '–';
     console.log(`| ${c.name} | ${res.cold.toFixed(2)} | ${res.warm?.toFixed(2) ?? '–'} | ${res.peakGiB.toFixed(2)} | ${res.tile || 'whole'} | ${c.pytorch ?? '–'} | ${ratio} | ${res.cpuS.toFixed(0)} | ${res.load} |`);
-    if (res.plan) plans.push(`# ${c.name}: ${res.plan.maps} maps spilled to a temporary file; planned host maps ${res.plan.hostGiB.toFixed(2)} GiB, disk ${res.plan.diskGiB.toFixed(2)} GiB at the most`);
+    if (res.plan) plans.push(`# ${c.name}: planned peak ${res.plan.totalGiB.toFixed(2)} GiB (measured ${res.peakGiB.toFixed(2)}): ${res.plan.maps} maps spilled to a temporary file; host maps ${res.plan.hostGiB.toFixed(2)} GiB, disk ${res.plan.diskGiB.toFixed(2)} GiB at the most`);
     if (res.profile) profiles.push([c.name, res.profile]);
   }
   if (vs.length) {

@@ -23,7 +23,7 @@ import { preset, type PresetName } from '../src/models/config.js';
 import { DiffIRS2 } from '../src/models/diffir.js';
 import { initParams } from '../src/nn/init.js';
 import { Restorer, type RestoreOptions, type RestoreProgress } from '../src/restore/restore.js';
-import { paddedSize, wholeImageGraph } from '../src/restore/graphs.js';
+import { wholeImageGraph } from '../src/restore/graphs.js';
 import { spillPlan, tileBytes, tiledBaseBytes, tiledHostBytes } from '../src/restore/memory.js';
 import { toOnnx } from '../src/graph/onnx.js';
 import { Session } from '../src/runtime/session.js';
@@ -172,11 +172,8 @@ async function child(key: string): Promise<void> {
   // most, and the whole planned peak (to hold against the measured one).
   let plan: Plan | null = null;
   if (c.budget && tile) {
-    const [h, w] = paddedSize(cfg, c.height ?? c.size, c.size);
-    const rest = tiledBaseBytes(cfg, 4 * r.checkpoint.parameterCount, h, w) + tileBytes(cfg, tile);
-    const inRam = tiledHostBytes(cfg, h, w, tile);
-    const p = rest + inRam > c.budget ? spillPlan(cfg, h, w, tile, c.budget - rest) : { maps: new Set(), hostBytes: inRam, diskBytes: 0 };
-    plan = { maps: p.maps.size, hostGiB: p.hostBytes / 2 ** 30, diskGiB: p.diskBytes / 2 ** 30, totalGiB: (rest + p.hostBytes) / 2 ** 30 };
+    const p = r.memoryPlan(c.size, c.height ?? c.size, opts);
+    plan = { maps: p.spilledMaps, hostGiB: p.hostBytes / 2 ** 30, diskGiB: p.diskBytes / 2 ** 30, totalGiB: p.peakBytes / 2 ** 30 };
   }
   const load = `${load0.toFixed(1)}→${loadavg()[0]!.toFixed(1)}`;
   console.log(JSON.stringify({ key, cold, warm: warm.length ? median(warm) : null, peakGiB: peak, tile, profile, cpuS: (cpu.user + cpu.system) / 1e6, load, plan }));

@@ -36,7 +36,7 @@ export { decodeImage, sniffImageFormat, upscaleAlpha } from './image/codec-web.j
 export { pack, quantize } from './image/pixels.js';
 export { encodePng } from './image/png.js';
 
-export { Restorer, restore, type RestoreOptions, type RestoredImage, type RestoreProgress, type RestorerOptions } from './restore/restore.js';
+export { Restorer, restore, type MemoryPlan, type RestoreOptions, type RestoredImage, type RestoreProgress, type RestorerOptions } from './restore/restore.js';
 export { TiledDIRformer } from './restore/tiled.js';
 export { defaultMemoryBudget, fmtBytes } from './restore/memory.js';
 

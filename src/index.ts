@@ -32,7 +32,7 @@ export { Adam, type AdamOptions } from './train/adam.js';
 export { Ema } from './train/ema.js';
 export { ParamLayout } from './train/params.js';
 
-export { Restorer, restore, type RestoreOptions, type RestoredImage, type RestoreProgress, type RestorerOptions } from './restore/restore.js';
+export { Restorer, restore, type MemoryPlan, type RestoreOptions, type RestoredImage, type RestoreProgress, type RestorerOptions } from './restore/restore.js';
 export { exportOnnx, exportGraph } from './restore/export.js';
 export { DEFAULT_MODEL_PATH } from './models/default-model.js';
 export { loadMask } from './image/mask.js';

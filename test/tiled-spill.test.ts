@@ -110,6 +110,11 @@ test('the restorer spills when the budget needs it, and refuses a budget that ev
     const spilled = await r.restore(img, { tile, memoryBudget: least, spillDir: dir, onProgress });
     assert.ok(most > 1, 'the restorer spilled');
     assert.equal(open(dir), 0);
+    // The plan it reports is the one it ran: no more files open at once than maps spilled, within the budget.
+    const plan = r.memoryPlan(W, H, { tile, memoryBudget: least });
+    assert.ok(plan.tile === tile && plan.spilledMaps >= most && plan.diskBytes > 0 && plan.peakBytes <= least, JSON.stringify(plan));
+    const roomy = r.memoryPlan(W, H, { tile, memoryBudget: 2 ** 40 });
+    assert.deepEqual([roomy.spilledMaps, roomy.diskBytes, roomy.hostBytes, roomy.keepSessions], [0, 0, tiledHostBytes(cfg, H, W, tile), true]);
     assert.ok(maxDiff(spilled.rgb.data as Float32Array, whole.rgb.data as Float32Array) < 1e-5);
     // The automatic choice spills too rather than refusing.
     most = 0;

@@ -30,6 +30,22 @@ export interface RestoreProgress {
   readonly total: number;
 }
 
+/** How an image runs within a memory budget, and what the plan counts on (bytes). */
+export interface MemoryPlan {
+  /** 0 for the whole image, else the tile side. */
+  readonly tile: number;
+  /** Feature maps kept in a temporary file. */
+  readonly spilledMaps: number;
+  /** Host feature maps (and spill bands) at the planned peak. */
+  readonly hostBytes: number;
+  /** Temporary-file bytes at the most. */
+  readonly diskBytes: number;
+  /** Whether the tile sessions stay for the next image of the same size. */
+  readonly keepSessions: boolean;
+  /** The planned peak of the process: baseline, image, maps, ORT's tile memory and kept sessions. */
+  readonly peakBytes: number;
+}
+
 /** Options of one restoration. */
 export interface RestoreOptions {
   /** Inpainting mask, [1,1,H,W] with 1 = hole (see `loadMask`). Required for inpainting models. */
@@ -137,8 +153,7 @@ export class Restorer {
       });
       // The tiled executor is kept for the next image with the same tile, and its sessions too
       // when the budget has room for them.
-      const spill = this.spill(ph, pw, tile, budget);
-      const keep = this.tiledBytes(ph, pw, tile, spill) + tiledSessionBytes(4 * this.checkpoint.parameterCount) <= budget;
+      const { spill, keep } = this.tiledPlan(ph, pw, tile, budget);
       if (this.tiled?.tile !== tile || this.tiled.keep !== keep) {
         await this.tiled?.t.release();
         this.tiled = { tile, keep, t: new TiledDIRformer(cfg, this.checkpoint.weights, { tile, keepSessions: keep, session: this.sessionOptions() }) };
@@ -190,6 +205,34 @@ export class Restorer {
     const tile = this.chooseTile(ph, pw, o.tile ?? 'auto', budget);
     if (tile > 0) this.priorGrid(ph, pw, budget);
     return tile;
+  }
+
+  /**
+   * How a `width`×`height` image will run within the budget, and the memory that was planned
+   * for it (see {@link MemoryPlan}); throws the same one-line errors as {@link plan}.
+   */
+  memoryPlan(width: number, height: number, o: Pick<RestoreOptions, 'tile' | 'memoryBudget'> = {}): MemoryPlan {
+    const tile = this.plan(width, height, o);
+    const [ph, pw] = paddedSize(this.config, height, width);
+    if (tile === 0) return { tile, spilledMaps: 0, hostBytes: 0, diskBytes: 0, keepSessions: false, peakBytes: wholeImageBytes(this.config, ph, pw) + baselineBytes(4 * this.checkpoint.parameterCount) };
+    const { spill, keep, peak } = this.tiledPlan(ph, pw, tile, o.memoryBudget ?? defaultMemoryBudget());
+    return {
+      tile,
+      spilledMaps: spill?.maps.size ?? 0,
+      hostBytes: spill ? spill.hostBytes : tiledHostBytes(this.config, ph, pw, tile),
+      diskBytes: spill?.diskBytes ?? 0,
+      keepSessions: keep,
+      peakBytes: peak,
+    };
+  }
+
+  /** A tiled run's maps in a temporary file (null: none), whether its sessions are kept, and its planned peak. */
+  private tiledPlan(ph: number, pw: number, tile: number, budget: number): { spill: SpillPlan | null; keep: boolean; peak: number } {
+    const spill = this.spill(ph, pw, tile, budget);
+    const run = this.tiledBytes(ph, pw, tile, spill);
+    const sessions = tiledSessionBytes(4 * this.checkpoint.parameterCount);
+    const keep = run + sessions <= budget;
+    return { spill, keep, peak: run + (keep ? sessions : 0) };
   }
 
   /** The windows of a tiled run's prior within `budget`; throws a one-line error when even the smallest do not fit. */

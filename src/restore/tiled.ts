@@ -473,6 +473,12 @@ export class TiledDIRformer {
     return maps.get(PROGRAM_OUTPUT) as FeatureMap;
   }
 
+  /** Step `i`'s output map size on this run's input, and its tile grid. */
+  private stepArea(i: number, st: StepRun): Grid & { H: number; W: number } {
+    const f = this.scales.get(this.steps[i]!.output)!;
+    return { ...st.grids[i]!, H: st.h * f, W: st.w * f };
+  }
+
   /** Drops the maps whose last use was step `i` (in a call of its own, so that no local outlives it). */
   private dropInputs(i: number, st: StepRun): void {
     for (const name of stepInputs(this.steps[i]!)) {
@@ -487,10 +493,7 @@ export class TiledDIRformer {
   /** Transformer block step `i`: pass A sums q·kᵀ and the norms over all tiles, pass B applies them tile by tile. */
   private async blockStep(i: number, st: StepRun): Promise<void> {
     const s = this.steps[i]! as BlockStep;
-    const f = this.scales.get(s.output)!;
-    const H = st.h * f;
-    const W = st.w * f;
-    const { th, tw, ys, xs } = st.grids[i]!;
+    const { H, W, th, tw, ys, xs } = this.stepArea(i, st);
     const { maps, grids, store, tick, check, zT, spilled } = st;
     const C = s.opts.dim;
     const ch = C / s.opts.heads;
@@ -585,17 +588,12 @@ export class TiledDIRformer {
   /** A local step `i` (convolution, shuffle, concatenation, addition): each output tile from its input windows. */
   private async localStep(i: number, st: StepRun): Promise<void> {
     const s = this.steps[i]! as Exclude<DIRformerStep, BlockStep>;
-    const f = this.scales.get(s.output)!;
-    const H = st.h * f;
-    const W = st.w * f;
-    const { th, tw, ys, xs } = st.grids[i]!;
+    const { H, W, th, tw, ys, xs } = this.stepArea(i, st);
     const { maps, store, tick, check, spilled } = st;
     this.trimPool(null);
     const ins = stepInputs(s).map((n) => maps.get(n)!);
     if (ins.some(isWindows)) throw new Error(`tiled DIRformer: step ${s.output} reads tile windows`);
     const local = await this.session(`${i}:L:${th}x${tw}`, () => this.localGraph(s, ins as (FeatureMap | SpilledMap)[], th, tw));
-    let out: FeatureMap | null = null;
-    let writer: BandWriter | null = null;
     // Input windows and the output tile reuse their buffers across tiles.
     const wins = (ins as (FeatureMap | SpilledMap)[]).map((m, k) => {
       const { g, halo } = this.inputWindow(s, k);
@@ -607,6 +605,8 @@ export class TiledDIRformer {
     });
     const c = stepOutputChannels(s, ins.map((m) => m.c));
     const yT = f32([1, c, th, tw], new Float32Array(c * th * tw));
+    const writer = spilled(s.output) ? new BandWriter(store!.map(c, H, W), th, this.bands) : null;
+    const out: FeatureMap | null = writer ? null : { c, h: H, w: W, data: new Float32Array(c * H * W) };
     for (const y0 of ys) {
       for (const x0 of xs) {
         check();
@@ -616,13 +616,8 @@ export class TiledDIRformer {
           feeds[`in${k}`] = t;
         });
         await local.run(feeds, undefined, { y: yT });
-        if (spilled(s.output)) {
-          writer ??= new BandWriter(store!.map(c, H, W), th, this.bands);
-          writer.put(y0, x0, tw, yT.data as Float32Array);
-        } else {
-          out ??= { c, h: H, w: W, data: new Float32Array(c * H * W) };
-          writeTile(out, y0, x0, th, tw, yT.data as Float32Array);
-        }
+        if (writer) writer.put(y0, x0, tw, yT.data as Float32Array);
+        else writeTile(out!, y0, x0, th, tw, yT.data as Float32Array);
         tick();
       }
     }

@@ -214,12 +214,12 @@ export class Restorer {
   memoryPlan(width: number, height: number, o: Pick<RestoreOptions, 'tile' | 'memoryBudget'> = {}): MemoryPlan {
     const tile = this.plan(width, height, o);
     const [ph, pw] = paddedSize(this.config, height, width);
-    if (tile === 0) return { tile, spilledMaps: 0, hostBytes: 0, diskBytes: 0, keepSessions: false, peakBytes: wholeImageBytes(this.config, ph, pw) + baselineBytes(4 * this.checkpoint.parameterCount) };
+    if (tile === 0) return { tile, spilledMaps: 0, hostBytes: 0, diskBytes: 0, keepSessions: false, peakBytes: this.wholeBytes(ph, pw) };
     const { spill, keep, peak } = this.tiledPlan(ph, pw, tile, o.memoryBudget ?? defaultMemoryBudget());
     return {
       tile,
       spilledMaps: spill?.maps.size ?? 0,
-      hostBytes: spill ? spill.hostBytes : tiledHostBytes(this.config, ph, pw, tile),
+      hostBytes: this.hostBytes(ph, pw, tile, spill),
       diskBytes: spill?.diskBytes ?? 0,
       keepSessions: keep,
       peakBytes: peak,
@@ -258,8 +258,17 @@ export class Restorer {
    * temporary file, only their bands) and (tile > 0) ORT's working memory for the tile.
    */
   private tiledBytes(ph: number, pw: number, tile: number, spill: SpillPlan | null = null): number {
-    const cfg = this.config;
-    return this.tiledBase(ph, pw) + (spill ? spill.hostBytes : tiledHostBytes(cfg, ph, pw, tile)) + (tile ? tileBytes(cfg, tile) : 0);
+    return this.tiledBase(ph, pw) + this.hostBytes(ph, pw, tile, spill) + (tile ? tileBytes(this.config, tile) : 0);
+  }
+
+  /** Host feature maps of a tiled run at its peak: those of `spill` in a temporary file cost only their bands. */
+  private hostBytes(ph: number, pw: number, tile: number, spill: SpillPlan | null): number {
+    return spill ? spill.hostBytes : tiledHostBytes(this.config, ph, pw, tile);
+  }
+
+  /** Bytes of a whole-image run: baseline and the whole-image graph. */
+  private wholeBytes(ph: number, pw: number): number {
+    return wholeImageBytes(this.config, ph, pw) + baselineBytes(4 * this.checkpoint.parameterCount);
   }
 
   /**
@@ -281,8 +290,7 @@ export class Restorer {
   private chooseTile(ph: number, pw: number, tile: number | 'auto', budget: number): number {
     const cfg = this.config;
     const m = padMultiple(cfg);
-    const base = baselineBytes(4 * this.checkpoint.parameterCount);
-    const whole = wholeImageBytes(cfg, ph, pw) + base;
+    const whole = this.wholeBytes(ph, pw);
     if (tile === 0) {
       if (whole > budget) {
         throw new Error(`${pw}×${ph} needs about ${fmtBytes(whole)} without tiling, over the ${fmtBytes(budget)} memory budget; allow tiling (--tile auto) or raise --memory-budget`);

@@ -69,7 +69,7 @@ export const KNOWN_OPS: ReadonlySet<string> = new Set(
   (
     'Abs Add And ArgMax AveragePool Cast Ceil Clip Concat ConstantOfShape Conv ConvTranspose Div Equal Erf Exp Expand Flatten Floor ' +
     'Gather Gemm GlobalAveragePool Greater GreaterOrEqual Identity LeakyRelu Less LessOrEqual Log LogSoftmax MatMul Max MaxPool Min Mod Mul ' +
-    'Neg Not Or Pad Pow Reciprocal ReduceMax ReduceMean ReduceSum Relu Reshape Resize Round ScatterElements Shape Sigmoid Sign Slice ' +
+    'Neg Not Or Pad Pow Reciprocal ReduceMax ReduceMean ReduceSum ReduceSumSquare Relu Reshape Resize Round ScatterElements Shape Sigmoid Sign Slice ' +
     'Softmax Softplus Split Sqrt Squeeze Sub Sum Tanh Transpose Unsqueeze Where'
   ).split(' '),
 );

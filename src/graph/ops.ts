@@ -376,6 +376,12 @@ export function reduceSum(x: Value, axes: readonly number[], keepdims = true): V
   return node1(x.graph, 'ReduceSum', [x, constI64(x.graph, r.axes)], { keepdims: attr.int(keepdims ? 1 : 0) }, x.dtype, r.shape);
 }
 
+/** Sum of squares over `axes` (one pass, not a Mul and a ReduceSum; no gradient rule: inference graphs only). */
+export function reduceSumSquare(x: Value, axes: readonly number[], keepdims = true): Value {
+  const r = reduced(x, 'ReduceSumSquare', axes, keepdims);
+  return node1(x.graph, 'ReduceSumSquare', [x], { axes: attr.ints(r.axes), keepdims: attr.int(keepdims ? 1 : 0) }, x.dtype, r.shape);
+}
+
 /** Mean over `axes`. */
 export function reduceMean(x: Value, axes: readonly number[], keepdims = true): Value {
   const r = reduced(x, 'ReduceMean', axes, keepdims);

@@ -7,7 +7,7 @@
  */
 import type { Graph, Value } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
-import { type TileContext, maskOutside } from './tile.js';
+import { type TileContext, maskedPointwise } from './tile.js';
 
 /** Shape of a DGFN layer. */
 export interface DGFNOptions {
@@ -56,9 +56,9 @@ export function dgfn(g: Graph, prefix: string, x: Value, o: DGFNOptions, tile?: 
   const wOut0 = param('project_out.weight', [o.dim, hidden, 1, 1]);
   const wOut = extra === 0 ? wOut0 : op.pad(wOut0, [0, 0, 0, 0, 0, extra, 0, 0]);
   const bOut = bias ? param('project_out.bias', [o.dim]) : null;
-  let h = op.conv(x, wIn, bIn);
   // In tile mode the depthwise conv is valid (no padding) after zeroing out-of-image pixels.
-  h = op.conv(maskOutside(h, tile), wDw, bDw, { pads: tile ? 0 : 1, group: 2 * width });
+  let h = maskedPointwise(x, tile, bias, (t) => op.conv(t, wIn, bIn));
+  h = op.conv(h, wDw, bDw, { pads: tile ? 0 : 1, group: 2 * width });
   const [x1, x2] = op.split(h, [width, width], 1) as [Value, Value];
   return op.conv(op.mul(op.gelu(x1), x2), wOut, bOut);
 }

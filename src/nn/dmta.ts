@@ -10,7 +10,7 @@
 import type { Graph, Value } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
 import { conv2d } from './conv.js';
-import { type TileContext, maskOutside } from './tile.js';
+import { type TileContext, maskedPointwise } from './tile.js';
 
 /** Epsilon of `F.normalize`. */
 export const L2_NORM_EPS = 1e-12;
@@ -47,16 +47,16 @@ export function dmtaQKV(g: Graph, prefix: string, x: Value, o: DMTAOptions, tile
   const pads = tile ? 0 : 1;
   let qkv: Value;
   if (parts === 'qkv') {
-    qkv = conv2d(g, `${prefix}.qkv`, x, { inChannels: dim, outChannels: 3 * dim, kernelSize: 1, bias });
-    qkv = conv2d(g, `${prefix}.qkv_dwconv`, maskOutside(qkv, tile), { inChannels: 3 * dim, outChannels: 3 * dim, kernelSize: 3, groups: 3 * dim, bias, padding: pads });
+    qkv = maskedPointwise(x, tile, bias, (t) => conv2d(g, `${prefix}.qkv`, t, { inChannels: dim, outChannels: 3 * dim, kernelSize: 1, bias }));
+    qkv = conv2d(g, `${prefix}.qkv_dwconv`, qkv, { inChannels: 3 * dim, outChannels: 3 * dim, kernelSize: 3, groups: 3 * dim, bias, padding: pads });
   } else {
     // Output channels [0, 2C) are q and k, [2C, 3C) are v.
     const [a, b] = parts === 'qk' ? [0, 2 * dim] : [2 * dim, 3 * dim];
     const sel = (name: string, shape: number[]) => op.slice(g.param(name, shape), [a], [b], [0]);
     const b1 = bias ? sel(`${prefix}.qkv.bias`, [3 * dim]) : null;
     const b2 = bias ? sel(`${prefix}.qkv_dwconv.bias`, [3 * dim]) : null;
-    qkv = op.conv(x, sel(`${prefix}.qkv.weight`, [3 * dim, dim, 1, 1]), b1);
-    qkv = op.conv(maskOutside(qkv, tile), sel(`${prefix}.qkv_dwconv.weight`, [3 * dim, 1, 3, 3]), b2, { pads, group: b - a });
+    qkv = maskedPointwise(x, tile, bias, (t) => op.conv(t, sel(`${prefix}.qkv.weight`, [3 * dim, dim, 1, 1]), b1));
+    qkv = op.conv(qkv, sel(`${prefix}.qkv_dwconv.weight`, [3 * dim, 1, 3, 3]), b2, { pads, group: b - a });
   }
   const heads4 = (t: Value) => op.reshape(t, [x.dim(0), heads, ch, -1]);
   if (parts === 'v') return { q: null, k: null, v: heads4(qkv) };
@@ -66,16 +66,26 @@ export function dmtaQKV(g: Graph, prefix: string, x: Value, o: DMTAOptions, tile
 
 /**
  * The sums over pixels that DMTA's attention needs: S = q·kᵀ (B, h, c, c), and the
- * squared row norms Σq², Σk² (B, h, c, 1). With `weight` (1, 1, 1, H·W) each pixel
- * counts with that weight, so that tiles that overlap count every pixel once.
+ * squared row norms Σq², Σk² (B, h, c, 1).
  */
-export function attentionSums(q: Value, k: Value, weight?: Value): { S: Value; nq: Value; nk: Value } {
-  const qw = weight ? op.mul(q, weight) : q;
+export function attentionSums(q: Value, k: Value): { S: Value; nq: Value; nk: Value } {
   return {
-    S: op.matmul(qw, op.transpose(k, [0, 1, 3, 2])),
-    nq: op.reduceSum(op.mul(qw, q), [-1], true),
-    nk: op.reduceSum(op.mul(weight ? op.mul(k, weight) : k, k), [-1], true),
+    S: op.matmul(q, op.transpose(k, [0, 1, 3, 2])),
+    nq: op.reduceSum(op.mul(q, q), [-1], true),
+    nk: op.reduceSum(op.mul(k, k), [-1], true),
   };
+}
+
+/**
+ * {@link attentionSums} over the pixels a tile owns (inference only). `own` (1, 1, 1, H·W) is 1
+ * where the tile counts a pixel and 0 where an earlier tile did (so (q·own)² = q²·own), or null
+ * when the tile counts all its pixels. The norms are one ReduceSumSquare each rather than a Mul
+ * and a ReduceSum.
+ */
+export function ownedAttentionSums(q: Value, k: Value, own: Value | null): { S: Value; nq: Value; nk: Value } {
+  const qw = own ? op.mul(q, own) : q;
+  const kw = own ? op.mul(k, own) : k;
+  return { S: op.matmul(qw, op.transpose(k, [0, 1, 3, 2])), nq: op.reduceSumSquare(qw, [-1], true), nk: op.reduceSumSquare(kw, [-1], true) };
 }
 
 /**

@@ -24,6 +24,18 @@ export function maskOutside(x: Value, tile: TileContext | undefined): Value {
   return tile ? op.mul(x, tile.mask) : x;
 }
 
+/**
+ * `pointwise` (a 1×1 convolution) followed by {@link maskOutside}. Without a bias the mask goes
+ * on its input instead, with the same result (a bias-free 1×1 conv maps zero pixels to zero):
+ * there it multiplies fewer channels, and the 1×1 conv and the depthwise conv after it stay
+ * adjacent, so ORT runs both in its blocked layout (NCHWc) without reordering between them
+ * (measured: reorders were 28% of a 96² block tile's pass B).
+ */
+export function maskedPointwise(x: Value, tile: TileContext | undefined, bias: boolean, pointwise: (x: Value) => Value): Value {
+  if (!tile) return pointwise(x);
+  return bias ? maskOutside(pointwise(x), tile) : pointwise(maskOutside(x, tile));
+}
+
 /** The same tile context after a valid k×k convolution (the mask shrinks with the tensor). */
 export function shrink(tile: TileContext | undefined, n: number): TileContext | undefined {
   return tile && n ? { mask: cropBorder(tile.mask, n) } : tile;

@@ -8,7 +8,7 @@
 import type { Graph, Value } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
 import { dgfn } from './dgfn.js';
-import { attentionFromSums, attentionSums, dmta, dmtaOutput, dmtaQKV } from './dmta.js';
+import { attentionFromSums, dmta, dmtaOutput, dmtaQKV, ownedAttentionSums } from './dmta.js';
 import { type TileContext, cropBorder, shrink } from './tile.js';
 import { iprModulation } from './ipr.js';
 import { layerNorm, type LayerNormType } from './layernorm.js';
@@ -48,14 +48,15 @@ export interface AttentionSums {
  * Tile pass A of a block: the attention sums S = q·kᵀ, Σq², Σk² over the pixels the tile
  * owns. `x` is the tile with a 1-pixel halo, `tile.mask` its in-image mask and `own`
  * (1, 1, h, w) marks the core pixels this tile counts (so overlapping tiles count each
- * pixel once). Summed over tiles, these equal the full-image sums.
+ * pixel once; null: all of them, on a grid whose tiles do not overlap). Summed over tiles,
+ * these equal the full-image sums.
  */
-export function blockStats(g: Graph, prefix: string, x: Value, z: Value, o: TransformerBlockOptions, tile: TileContext, own: Value): AttentionSums {
+export function blockStats(g: Graph, prefix: string, x: Value, z: Value, o: TransformerBlockOptions, tile: TileContext, own: Value | null): AttentionSums {
   return g.scope(prefix, () => {
     g.param(`${prefix}.attn.temperature`, [o.heads, 1, 1]);
     const attnMod = iprModulation(g, `${prefix}.attn.kernel`, z, o.dim);
     const { q, k } = dmtaQKV(g, `${prefix}.attn`, layerNorm(g, `${prefix}.norm1`, x, o.layerNormType, attnMod), o, tile, 'qk');
-    return attentionSums(q!, k!, op.reshape(own, [1, 1, 1, -1]));
+    return ownedAttentionSums(q!, k!, own ? op.reshape(own, [1, 1, 1, -1]) : null);
   });
 }
 

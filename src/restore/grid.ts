@@ -34,6 +34,12 @@ export function sameGrid(a: Grid, b: Grid): boolean {
   return a.th === b.th && a.tw === b.tw && eq(a.ys, b.ys) && eq(a.xs, b.xs);
 }
 
+/** Whether some tiles of `g` overlap (the last of a row or column is shifted back onto its neighbour). */
+export function overlaps(g: Grid): boolean {
+  const shifted = (starts: readonly number[], t: number) => starts.length > 1 && starts[starts.length - 1]! - starts[starts.length - 2]! < t;
+  return shifted(g.ys, g.th) || shifted(g.xs, g.tw);
+}
+
 /**
  * The tiles over an H×W map with sides of at most `side` (multiples of `align`), balanced per
  * axis (the same number of tiles with the least overlap): tile height, width and their starts.

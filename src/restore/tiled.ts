@@ -23,7 +23,7 @@ import type { DiffIRConfig } from '../models/config.js';
 import { type DIRformerStep, PROGRAM_INPUT, PROGRAM_OUTPUT, dirformerProgram } from '../models/dirformer.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
 import { stepOutputChannels, stepTiles } from './memory.js';
-import { sameGrid, tileGrid, type Grid } from './grid.js';
+import { overlaps, sameGrid, tileGrid, type Grid } from './grid.js';
 import { SpilledMap, SpillStore } from './spill.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
 import { abortError } from '../errors.js';
@@ -521,11 +521,15 @@ export class TiledDIRformer {
     const S = new Float64Array(s.opts.heads * ch * ch);
     const nq = new Float64Array(C);
     const nk = new Float64Array(C);
-    const statsKey = `${i}:A:${th}x${tw}`;
-    const statsS = await this.session(statsKey, () => this.statsGraph(s, th, tw));
-    // The pixels a tile owns (counted once in the sums): all but a strip where it overlaps the previous tile.
+    // Where tiles overlap, each counts only the pixels it owns: all but a strip where it overlaps
+    // the previous tile. On a grid without overlap every tile counts all its pixels, and the
+    // stats graph has no ownership mask to multiply by.
+    const owned = overlaps(grids[i]!);
+    const statsKey = `${i}:A${owned ? 'o' : ''}:${th}x${tw}`;
+    const statsS = await this.session(statsKey, () => this.statsGraph(s, th, tw, owned));
     const ownOf = new Map<string, HostTensor>();
-    const own = (yi: number, xi: number) => {
+    const own = (yi: number, xi: number): Record<string, HostTensor> => {
+      if (!owned) return {};
       const oy = ownedFrom(ys, yi, th) - ys[yi]!;
       const ox = ownedFrom(xs, xi, tw) - xs[xi]!;
       let m = ownOf.get(`${oy},${ox}`);
@@ -534,14 +538,17 @@ export class TiledDIRformer {
         for (let y = oy; y < th; y++) d.fill(1, y * tw + ox, (y + 1) * tw);
         ownOf.set(`${oy},${ox}`, (m = f32([1, 1, th, tw], d)));
       }
-      return m;
+      return { own: m };
     };
     for (let yi = 0; yi < ys.length; yi++) {
       for (let xi = 0; xi < xs.length; xi++) {
         check();
         const k = yi * xs.length + xi;
-        const res = await statsS.run({ x: xT(k), mask: mask(k), own: own(yi, xi), z: zT });
-        const add = (acc: Float64Array, v: HostTensor) => (v.data as Float32Array).forEach((x, j) => (acc[j]! += x));
+        const res = await statsS.run({ x: xT(k), mask: mask(k), z: zT, ...own(yi, xi) });
+        const add = (acc: Float64Array, v: HostTensor) => {
+          const d = v.data as Float32Array;
+          for (let j = 0; j < d.length; j++) acc[j]! += d[j]!;
+        };
         add(S, res.S!);
         add(nq, res.nq!);
         add(nk, res.nk!);
@@ -685,13 +692,14 @@ export class TiledDIRformer {
     this.pool.set(key, list);
   }
 
-  private statsGraph(s: Extract<DIRformerStep, { kind: 'block' }>, th: number, tw: number): Graph {
+  /** Pass A of block step `s` on a tile; with `owned`, an `own` input marks the pixels the tile counts. */
+  private statsGraph(s: Extract<DIRformerStep, { kind: 'block' }>, th: number, tw: number, owned: boolean): Graph {
     const g = new Graph(`${s.prefix}:stats`);
     const C = s.opts.dim;
     // The same 2-pixel-halo window as pass B; the stats need a halo of 1.
     const x = cropBorder(g.input('x', [1, C, th + 4, tw + 4]), 1);
     const mask = cropBorder(g.input('mask', [1, 1, th + 4, tw + 4]), 1);
-    const own = g.input('own', [1, 1, th, tw]);
+    const own = owned ? g.input('own', [1, 1, th, tw]) : null;
     const z = g.input('z', [1, IPR_DIM]);
     const r = blockStats(g, s.prefix, x, z, s.opts, { mask }, own);
     g.output(r.S, 'S');

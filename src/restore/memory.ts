@@ -154,14 +154,21 @@ function layout(cfg: DiffIRConfig, height: number, width: number, tile: number):
     const g = grids[i];
     const consumers = steps.flatMap((t, j) => (j > i && stepInputs(t).includes(s.output) ? [j] : []));
     const out = maps.get(s.output)!.scale;
+    // As the executor's windowsGrid: the output is kept as windows of its consumers' grid when all
+    // are blocks on one grid (and, for a block, on its own).
+    const first = consumers[0];
+    const windowsOut =
+      g !== null && first !== undefined &&
+      consumers.every((j) => steps[j]!.kind === 'block' && sameGrid(grids[j]!, grids[first]!)) &&
+      (s.kind !== 'block' || sameGrid(grids[first]!, g));
     return {
       s,
       inputs: stepInputs(s),
-      out: sizes(s.output, i),
+      out: windowsOut ? { ...sizes(s.output, i), windows: sizes(s.output, first).windows } : sizes(s.output, i),
       ins: stepInputs(s).map((n) => ({ ...sizes(n, i), rowsPerTile: g ? g.th * (maps.get(n)!.scale / out) + (s.kind === 'conv' ? s.k - 1 : s.kind === 'block' ? 4 : 0) : 0 })),
       th: g?.th ?? 0,
       tileWindow: g && s.kind === 'block' ? maps.get(s.input)!.c * (g.th + 4) * (g.tw + 4) : 0,
-      windowsOut: g !== null && s.kind === 'block' && consumers.length > 0 && consumers.every((j) => steps[j]!.kind === 'block' && sameGrid(grids[j]!, g)),
+      windowsOut,
     };
   });
 }

@@ -132,6 +132,26 @@ function writeTile(m: FeatureMap | Strided, y0: number, x0: number, th: number, 
 }
 
 /**
+ * Writes a (c, th, tw) tile at (y0, x0) into every window of `w` that it overlaps, core or halo,
+ * so that the windows need no halo filling afterwards; parts outside the map stay as they are.
+ */
+function scatterTile(w: TileWindows, y0: number, x0: number, th: number, tw: number, tile: Float32Array): void {
+  const { halo } = w;
+  const [H, W] = [w.th + 2 * halo, w.tw + 2 * halo];
+  w.ys.forEach((wy, yi) => {
+    const ya = Math.max(y0, wy - halo);
+    const yb = Math.min(y0 + th, wy + w.th + halo);
+    if (ya >= yb) return;
+    w.xs.forEach((wx, xi) => {
+      const xa = Math.max(x0, wx - halo);
+      const xb = Math.min(x0 + tw, wx + w.tw + halo);
+      if (xa >= xb) return;
+      copyPlanes(tile, th * tw, tw, (ya - y0) * tw + (xa - x0), w.data[yi * w.xs.length + xi]!, H * W, W, (ya - wy + halo) * W + (xa - wx + halo), w.c, yb - ya, xb - xa);
+    });
+  });
+}
+
+/**
  * Band buffers reused from step to step. Bands of a 12 MP map are ~250 MB each; dropped after
  * every step, the last step's were still unreclaimed garbage when the next step allocated its
  * own (measured: two 240 MB arrays a step peak at twice their size).
@@ -558,9 +578,8 @@ export class TiledDIRformer {
     // Pass B does not need pass A's arena: unless sessions are kept, free it before B grows its own.
     if (!this.o.keepSessions) await this.dropSessions((key) => key === statsKey);
     // Written as windows when every consumer is a block on the same grid, else as a map.
-    const consumers = this.steps.flatMap((t, j) => (j > i && stepInputs(t).includes(s.output) ? [j] : []));
     const toFile = spilled(s.output);
-    const asWindows = !toFile && consumers.length > 0 && consumers.every((j) => this.steps[j]!.kind === 'block' && sameGrid(grids[j]!, grids[i]!));
+    const asWindows = this.windowsGrid(i, st) !== null;
     this.trimPool(asWindows ? TiledDIRformer.poolKey(grids[i]!, C, 2) : null);
     const writer = toFile ? new BandWriter(store!.map(C, H, W), th, this.bands) : null;
     const out: HostMap = writer ? writer.map : asWindows ? this.windows(null, grids[i]!, 2, C) : { c: C, h: H, w: W, data: new Float32Array(C * H * W) };
@@ -600,6 +619,13 @@ export class TiledDIRformer {
     this.trimPool(null);
     const ins = stepInputs(s).map((n) => maps.get(n)!);
     if (ins.some(isWindows)) throw new Error(`tiled DIRformer: step ${s.output} reads tile windows`);
+    const c = stepOutputChannels(s, ins.map((m) => m.c));
+    const writer = spilled(s.output) ? new BandWriter(store!.map(c, H, W), th, this.bands) : null;
+    // Consumed only by blocks on one grid, the output goes straight into their input windows
+    // (halos included): no map, and no copy of it into windows when the first block starts.
+    const wg = writer ? null : this.windowsGrid(i, st);
+    const win = wg ? this.windows(null, wg, 2, c, true) : null;
+    const out: FeatureMap | null = writer || win ? null : { c, h: H, w: W, data: new Float32Array(c * H * W) };
     const local = await this.session(`${i}:L:${th}x${tw}`, () => this.localGraph(s, ins as (FeatureMap | SpilledMap)[], th, tw));
     // Input windows and the output tile reuse their buffers across tiles.
     const wins = (ins as (FeatureMap | SpilledMap)[]).map((m, k) => {
@@ -610,10 +636,7 @@ export class TiledDIRformer {
       const read = (y0: number, x0: number) => (reader ? reader.window(y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array) : readTile(m as FeatureMap, y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array));
       return { read, t };
     });
-    const c = stepOutputChannels(s, ins.map((m) => m.c));
     const yT = f32([1, c, th, tw], new Float32Array(c * th * tw));
-    const writer = spilled(s.output) ? new BandWriter(store!.map(c, H, W), th, this.bands) : null;
-    const out: FeatureMap | null = writer ? null : { c, h: H, w: W, data: new Float32Array(c * H * W) };
     for (const y0 of ys) {
       for (const x0 of xs) {
         check();
@@ -624,12 +647,28 @@ export class TiledDIRformer {
         });
         await local.run(feeds, undefined, { y: yT });
         if (writer) writer.put(y0, x0, tw, yT.data as Float32Array);
+        else if (win) scatterTile(win, y0, x0, th, tw, yT.data as Float32Array);
         else writeTile(out!, y0, x0, th, tw, yT.data as Float32Array);
         tick();
       }
     }
     writer?.flush();
-    maps.set(s.output, writer?.map ?? out!);
+    maps.set(s.output, writer?.map ?? win ?? out!);
+  }
+
+  /**
+   * The grid whose windows (2-pixel halo) hold step `i`'s output in host memory: that of its
+   * consumers when all are blocks on one grid (for a block, its own grid too, as it writes its
+   * windows whole), else null (a map, or a spill file).
+   */
+  private windowsGrid(i: number, st: StepRun): Grid | null {
+    const s = this.steps[i]!;
+    if (st.spilled(s.output)) return null;
+    const consumers = this.steps.flatMap((t, j) => (j > i && stepInputs(t).includes(s.output) ? [j] : []));
+    if (consumers.length === 0 || consumers.some((j) => this.steps[j]!.kind !== 'block')) return null;
+    const g = st.grids[consumers[0]!]!;
+    if (consumers.some((j) => !sameGrid(st.grids[j]!, g))) return null;
+    return s.kind === 'block' && !sameGrid(g, st.grids[i]!) ? null : g;
   }
 
   /**
@@ -659,9 +698,13 @@ export class TiledDIRformer {
     return `${c}:${halo}:${g.th}x${g.tw}:${g.ys.join(',')}:${g.xs.join(',')}`;
   }
 
-  /** Windows of grid `g` with `halo`: read from map `m`, or (m null) left to be written by a block, with `c` channels. */
-  private windows(m: FeatureMap | null, g: Grid, halo: number, c = m?.c ?? 0): TileWindows {
-    const reuse = m ? undefined : this.pool.get(TiledDIRformer.poolKey(g, c, halo))?.pop();
+  /**
+   * Windows of grid `g` with `halo`: read from map `m`, or (m null) left to be written, with `c`
+   * channels. A block writes each window whole and may reuse pooled ones; `zeroed` ones are new
+   * (all zero), for writers that leave the parts outside the map unwritten.
+   */
+  private windows(m: FeatureMap | null, g: Grid, halo: number, c = m?.c ?? 0, zeroed = false): TileWindows {
+    const reuse = m || zeroed ? undefined : this.pool.get(TiledDIRformer.poolKey(g, c, halo))?.pop();
     const size = c * (g.th + 2 * halo) * (g.tw + 2 * halo);
     // One buffer for all windows, not one per window: above malloc's mmap threshold (32 MB at
     // most), it gets pages of its own that go back to the OS when it is freed. Windows of a few MB

@@ -1,13 +1,14 @@
 /** Tiled restore with its feature maps in temporary files: same output, the files closed and nameless, clear errors. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inputChannels } from '../src/models/config.js';
 import { compile } from '../src/runtime/compile.js';
 import { TiledDIRformer } from '../src/restore/tiled.js';
 import { spillPlan, tileBytes, tiledBaseBytes, tiledHostBytes } from '../src/restore/memory.js';
+import { SpillStore } from '../src/restore/spill.js';
 import { randn } from './helpers/gradcheck.js';
 import { noiseImage, tinyConfig, tinyDirformer, tinyRestorer } from './helpers/tiny-dirformer.js';
 
@@ -27,7 +28,45 @@ const open = (dir: string) =>
     }
   }).length;
 
+/** Sizes in bytes of the files this process holds open in `dir`. */
+const openSizes = (dir: string) =>
+  readdirSync('/proc/self/fd').flatMap((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${dir}/`) ? [statSync(`/proc/self/fd/${fd}`).size] : [];
+    } catch {
+      return [];
+    }
+  });
+
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
+
+test('the spill file of a dropped map serves the next map, cut to its size; one too small is closed', () => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'diffir-spill-reuse-')));
+  const store = SpillStore.open(0, dir);
+  try {
+    const a = store.map(2, 4, 8);
+    a.writeRows(0, 4, Float32Array.from({ length: 64 }, (_, i) => i));
+    store.drop(a);
+    assert.deepEqual(openSizes(dir), [256], 'the dropped file stays open for the next map');
+    const b = store.map(1, 4, 8);
+    assert.deepEqual(openSizes(dir), [128], 'the same file, cut to the smaller map');
+    const band = Float32Array.from({ length: 32 }, (_, i) => -i - 1);
+    b.writeRows(0, 4, band);
+    const back = new Float32Array(32);
+    b.readRows(0, 4, back);
+    assert.deepEqual(back, band);
+    assert.throws(() => a.readRows(0, 1, new Float32Array(16)), /already deleted/);
+    store.drop(b);
+    const c = store.map(4, 4, 8);
+    assert.deepEqual(openSizes(dir), [0], 'a file too small is closed and a new one opened');
+    assert.throws(() => c.readRows(0, 1, new Float32Array(32)), /never written/);
+  } finally {
+    store.close();
+  }
+  assert.equal(open(dir), 0);
+  assert.deepEqual(files(dir), []);
+  rmSync(dir, { recursive: true, force: true });
+});
 
 test('spilled tiled DIRformer equals the whole image and frees its files, also on cancel', async () => {
   const cfg = tinyConfig('deblur', 1);

@@ -5,7 +5,7 @@
  * the graph builder, models, checkpoint readers and restore pipeline run in both.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readFileSync, readSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
 import { availableParallelism, freemem, tmpdir } from 'node:os';
 import { basename, extname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -129,6 +129,9 @@ export function openScratchFile(dir: string, name: string): ScratchFile {
     },
     read(bytes, position) {
       return readSync(open(), bytes, 0, bytes.length, position);
+    },
+    truncate(bytes) {
+      ftruncateSync(open(), bytes);
     },
     close() {
       if (fd === null) return;

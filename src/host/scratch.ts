@@ -10,6 +10,8 @@ export interface ScratchFile {
   write(bytes: Uint8Array, position: number): void;
   /** Reads into `bytes` from byte `position`; the number of bytes read (0 at the end of the file). */
   read(bytes: Uint8Array, position: number): number;
+  /** Cuts the file to `bytes` (frees the space beyond). */
+  truncate(bytes: number): void;
   /** Closes the file (frees its space); later reads and writes throw. */
   close(): void;
 }

@@ -23,11 +23,16 @@ export class SpilledMap {
     readonly c: number,
     readonly h: number,
     readonly w: number,
-    dir: string,
+    file: ScratchFile,
     private readonly name: string,
   ) {
-    this.file = openScratchFile(dir, name);
+    this.file = file;
     this.rowFloats = c * w;
+  }
+
+  /** Bytes of the map. */
+  get bytes(): number {
+    return 4 * this.c * this.h * this.w;
   }
 
   /** Writes rows [y0, y0 + rows) from `band` ((rows, C, W), row-major). */
@@ -52,6 +57,13 @@ export class SpilledMap {
     this.file = null;
   }
 
+  /** Gives up the file without closing it (for the next map); this map cannot be used afterwards. */
+  release(): ScratchFile {
+    const f = this.open();
+    this.file = null;
+    return f;
+  }
+
   private open(): ScratchFile {
     if (this.file === null) throw new Error(`spill file ${this.name} was already deleted`);
     return this.file;
@@ -61,9 +73,16 @@ export class SpilledMap {
 /**
  * The spill files of one run, in `dir`. `close` closes them all (call it in a `finally`: after
  * an error or a cancel too); files a killed process leaves open are freed by the OS.
+ *
+ * A dropped map's file is kept for the next map, cut to its size: writing over pages the OS
+ * already caches is several times faster than into a new file, whose every page the kernel
+ * must first allocate (measured, 1.5 GiB in 64 MiB writes: 0.23 s over cached pages, 0.65 s
+ * into a new file, 4.0 s the first time the machine's memory was touched).
  */
 export class SpillStore {
   private readonly maps = new Set<SpilledMap>();
+  /** Files of dropped maps, with their sizes in bytes. */
+  private free: { file: ScratchFile; bytes: number }[] = [];
   private readonly prefix = `diffir-spill-${uniqueTag()}`;
   private n = 0;
 
@@ -82,22 +101,35 @@ export class SpillStore {
     return new SpillStore(dir);
   }
 
-  /** A new spill file for a (c, h, w) map. */
+  /**
+   * A spill file for a (c, h, w) map: the smallest kept file that holds it, cut to its size, else
+   * a new one. The other kept files are closed, so that between two maps the files hold no more
+   * than the maps alive before the last drops (the disk the plan counts).
+   */
   map(c: number, h: number, w: number): SpilledMap {
-    const m = new SpilledMap(c, h, w, this.dir, `${this.prefix}-${this.n++}.f32`);
+    const bytes = 4 * c * h * w;
+    let best: { file: ScratchFile; bytes: number } | null = null;
+    for (const f of this.free) if (f.bytes >= bytes && (!best || f.bytes < best.bytes)) best = f;
+    for (const f of this.free) if (f !== best) f.file.close();
+    this.free = [];
+    if (best && best.bytes > bytes) best.file.truncate(bytes);
+    const file = best?.file ?? openScratchFile(this.dir, `${this.prefix}-${this.n}.f32`);
+    const m = new SpilledMap(c, h, w, file, `${this.prefix}-${this.n++}.f32`);
     this.maps.add(m);
     return m;
   }
 
-  /** Closes one map's file. */
+  /** Drops a map: its file is kept for the next map. */
   drop(m: SpilledMap): void {
-    m.delete();
     this.maps.delete(m);
+    this.free.push({ file: m.release(), bytes: m.bytes });
   }
 
   /** Closes every file. */
   close(): void {
     for (const m of this.maps) m.delete();
     this.maps.clear();
+    for (const f of this.free) f.file.close();
+    this.free = [];
   }
 }

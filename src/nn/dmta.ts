@@ -10,7 +10,7 @@
 import type { Graph, Value } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
 import { conv2d } from './conv.js';
-import { type TileContext, maskedPointwise } from './tile.js';
+import { type TileContext, maskOutside, maskedPointwise } from './tile.js';
 
 /** Epsilon of `F.normalize`. */
 export const L2_NORM_EPS = 1e-12;
@@ -45,23 +45,26 @@ export function dmtaQKV(g: Graph, prefix: string, x: Value, o: DMTAOptions, tile
   if (dim % heads !== 0) throw new Error(`dmta ${prefix}: dim ${dim} is not divisible by ${heads} heads`);
   const ch = dim / heads;
   const pads = tile ? 0 : 1;
-  let qkv: Value;
   if (parts === 'qkv') {
-    qkv = maskedPointwise(x, tile, bias, (t) => conv2d(g, `${prefix}.qkv`, t, { inChannels: dim, outChannels: 3 * dim, kernelSize: 1, bias }));
+    let qkv = maskedPointwise(x, tile, bias, (t) => conv2d(g, `${prefix}.qkv`, t, { inChannels: dim, outChannels: 3 * dim, kernelSize: 1, bias }));
     qkv = conv2d(g, `${prefix}.qkv_dwconv`, qkv, { inChannels: 3 * dim, outChannels: 3 * dim, kernelSize: 3, groups: 3 * dim, bias, padding: pads });
-  } else {
-    // Output channels [0, 2C) are q and k, [2C, 3C) are v.
-    const [a, b] = parts === 'qk' ? [0, 2 * dim] : [2 * dim, 3 * dim];
+    const heads4 = (t: Value) => op.reshape(t, [x.dim(0), heads, ch, -1]);
+    const split = op.chunk(qkv, 3, 1).map(heads4);
+    return { q: split[0]!, k: split[1]!, v: split[2]! };
+  }
+  // Tile passes: output channels [0, C) are q, [C, 2C) k, [2C, 3C) v. Each part gets its own
+  // convolutions, so that ORT's reorder out of its blocked layout yields it directly, with no
+  // Split copying q and k apart. Without a bias the mask goes on the shared input once.
+  const xin = tile && !bias ? maskOutside(x, tile) : x;
+  const part = (i: number): Value => {
+    const [a, b] = [i * dim, (i + 1) * dim];
     const sel = (name: string, shape: number[]) => op.slice(g.param(name, shape), [a], [b], [0]);
     const b1 = bias ? sel(`${prefix}.qkv.bias`, [3 * dim]) : null;
     const b2 = bias ? sel(`${prefix}.qkv_dwconv.bias`, [3 * dim]) : null;
-    qkv = maskedPointwise(x, tile, bias, (t) => op.conv(t, sel(`${prefix}.qkv.weight`, [3 * dim, dim, 1, 1]), b1));
-    qkv = op.conv(qkv, sel(`${prefix}.qkv_dwconv.weight`, [3 * dim, 1, 3, 3]), b2, { pads, group: b - a });
-  }
-  const heads4 = (t: Value) => op.reshape(t, [x.dim(0), heads, ch, -1]);
-  if (parts === 'v') return { q: null, k: null, v: heads4(qkv) };
-  const split = op.chunk(qkv, parts === 'qk' ? 2 : 3, 1).map(heads4);
-  return { q: split[0]!, k: split[1]!, v: parts === 'qk' ? null : split[2]! };
+    const t = maskedPointwise(xin, bias ? tile : undefined, bias, (u) => op.conv(u, sel(`${prefix}.qkv.weight`, [3 * dim, dim, 1, 1]), b1));
+    return op.reshape(op.conv(t, sel(`${prefix}.qkv_dwconv.weight`, [3 * dim, 1, 3, 3]), b2, { pads, group: dim }), [x.dim(0), heads, ch, -1]);
+  };
+  return parts === 'v' ? { q: null, k: null, v: part(2) } : { q: part(0), k: part(1), v: null };
 }
 
 /**

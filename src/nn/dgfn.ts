@@ -7,7 +7,7 @@
  */
 import type { Graph, Value } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
-import { type TileContext, maskedPointwise } from './tile.js';
+import { type TileContext, maskOutside, maskedPointwise } from './tile.js';
 
 /** Shape of a DGFN layer. */
 export interface DGFNOptions {
@@ -56,9 +56,23 @@ export function dgfn(g: Graph, prefix: string, x: Value, o: DGFNOptions, tile?: 
   const wOut0 = param('project_out.weight', [o.dim, hidden, 1, 1]);
   const wOut = extra === 0 ? wOut0 : op.pad(wOut0, [0, 0, 0, 0, 0, extra, 0, 0]);
   const bOut = bias ? param('project_out.bias', [o.dim]) : null;
-  // In tile mode the depthwise conv is valid (no padding) after zeroing out-of-image pixels.
-  let h = maskedPointwise(x, tile, bias, (t) => op.conv(t, wIn, bIn));
-  h = op.conv(h, wDw, bDw, { pads: tile ? 0 : 1, group: 2 * width });
-  const [x1, x2] = op.split(h, [width, width], 1) as [Value, Value];
+  let x1: Value;
+  let x2: Value;
+  if (!tile) {
+    const h = op.conv(op.conv(x, wIn, bIn), wDw, bDw, { pads: 1, group: 2 * width });
+    [x1, x2] = op.split(h, [width, width], 1) as [Value, Value];
+  } else {
+    // In tile mode the depthwise conv is valid (no padding) after zeroing out-of-image pixels.
+    // Each half gets its own convolutions, so that ORT's reorder out of its blocked layout
+    // yields it directly, with no Split copying the halves apart (0.8 ms of a 19 ms 96² tile);
+    // without a bias the mask multiplies the shared input once.
+    const xin = bias ? x : maskOutside(x, tile);
+    const half = (i: number): Value => {
+      const sel = (w: Value) => op.slice(w, [i * width], [(i + 1) * width], [0]);
+      const t = maskedPointwise(xin, bias ? tile : undefined, bias, (u) => op.conv(u, sel(wIn), bIn && sel(bIn)));
+      return op.conv(t, sel(wDw), bDw && sel(bDw), { pads: 0, group: width });
+    };
+    [x1, x2] = [half(0), half(1)];
+  }
   return op.conv(op.mul(op.gelu(x1), x2), wOut, bOut);
 }

@@ -1,7 +1,8 @@
 /**
  * Graphs arranged for the runtime's channel block (`channelBlock`, ORT's NCHWc CPU kernels)
  * compute what the plain graphs compute: the convolution moved before a PixelShuffle, the
- * DGFN with a zero-padded hidden width, and the whole restore graph, against the plain
+ * DGFN with a zero-padded hidden width and its halves on their own convolutions, DMTA's q, k
+ * and v on their own convolutions, and the whole restore graph, against the plain
  * formulation in the same ORT (independent of the layout the rewrite targets).
  */
 import { test } from 'node:test';
@@ -10,6 +11,7 @@ import { Graph } from '../src/graph/ir.js';
 import * as op from '../src/graph/ops.js';
 import { conv2d, conv2dAfterShuffle } from '../src/nn/conv.js';
 import { dgfn } from '../src/nn/dgfn.js';
+import { dmta } from '../src/nn/dmta.js';
 import { initParams } from '../src/nn/init.js';
 import { compile } from '../src/runtime/compile.js';
 import { preset } from '../src/models/config.js';
@@ -56,14 +58,27 @@ test('conv2dAfterShuffle equals conv2d after pixelShuffle (r = 2, 3; k = 1, 3, 5
   }
 });
 
-test('DGFN with its hidden width padded to the channel block equals the plain DGFN', async () => {
-  // dim 32 · 2.66 → hidden 85, padded to 88.
-  const o = { dim: 32, ffnExpansionFactor: 2.66 };
-  const x = rand([1, 32, 6, 7], 5);
-  const plain = await run((g, v) => dgfn(g, 'f', v, o), x);
-  const padded = await run((g, v) => dgfn(g, 'f', v, { ...o, channelBlock: 8 }), x, plain.weights);
-  const d = maxAbs(padded.out, plain.out);
-  assert.ok(d < 1e-5, `differs by ${d}`);
+test('DGFN arranged for the channel block (hidden width padded, halves on their own) equals the plain DGFN', async () => {
+  // dim 32 · 2.66 → hidden 85, padded to 88; with biases too.
+  for (const bias of [false, true]) {
+    const o = { dim: 32, ffnExpansionFactor: 2.66, bias };
+    const x = rand([1, 32, 6, 7], 5);
+    const plain = await run((g, v) => dgfn(g, 'f', v, o), x);
+    const padded = await run((g, v) => dgfn(g, 'f', v, { ...o, channelBlock: 8 }), x, plain.weights);
+    const d = maxAbs(padded.out, plain.out);
+    assert.ok(d < 1e-5, `bias ${bias}: differs by ${d}`);
+  }
+});
+
+test('DMTA with q, k and v on their own convolutions (channel block 8) equals the plain DMTA', async () => {
+  for (const bias of [false, true]) {
+    const o = { dim: 16, heads: 2, bias };
+    const x = rand([1, 16, 6, 7], 6);
+    const plain = await run((g, v) => dmta(g, 'a', v, o), x);
+    const split = await run((g, v) => dmta(g, 'a', v, { ...o, channelBlock: 8 }), x, plain.weights);
+    const d = maxAbs(split.out, plain.out);
+    assert.ok(d < 1e-5, `bias ${bias}: differs by ${d}`);
+  }
 });
 
 test('the restore graph for ORT CPU (channel block 8) equals the plain one', async () => {

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { Restorer } from '../src/restore/restore.js';
 import { baselineBytes, wholeImageBytes } from '../src/restore/memory.js';
+import { convChannelBlock } from '../src/runtime/session.js';
 import { loadImage, type LoadedImage } from '../src/image/io.js';
 import type { HostTensor } from '../src/tensor.js';
 import { maxAbs } from './helpers/tensors.js';
@@ -49,7 +50,7 @@ test('automatic tiling under a small memory budget gives the same image', async 
   const whole = await r.restore(img, { tile: 0 });
   // A budget just below what the whole image needs forces tiles.
   const base = baselineBytes(4 * r.checkpoint.parameterCount);
-  const auto = await r.restore(img, { memoryBudget: wholeImageBytes(r.config, 32, 40) + base - 1 });
+  const auto = await r.restore(img, { memoryBudget: wholeImageBytes(r.config, 32, 40, convChannelBlock()) + base - 1 });
   assert.ok(auto.tile > 0 && auto.tile < 40, `expected tiling, got tile ${auto.tile}`);
   assert.ok(maxAbs(auto.rgb, whole.rgb) < 1e-5);
   assert.deepEqual(whole.rgb.shape, [1, 3, 128, 160]);

@@ -44,12 +44,18 @@ export function stepOutputChannels(s: DIRformerStep, inputs: readonly number[]):
   return c;
 }
 
-/** Bytes the whole-image graph needs for a padded network input of H×W. */
-export function wholeImageBytes(cfg: DiffIRConfig, height: number, width: number): number {
+/**
+ * Bytes the whole-image graph needs for a padded network input of H×W, built for a runtime
+ * whose convolutions run in blocks of `channelBlock` channels: four copies of every feature map,
+ * or two for ORT's blocked CPU kernels, whose graph has no 3C- or 2h-channel temporaries
+ * (measured peak RSS per pixel, 256²–640² deblur-gopro and 96²–224² realsr-x4: 0.38× and 0.18×
+ * the four copies; two keep margins of 1.3× and 2.8×).
+ */
+export function wholeImageBytes(cfg: DiffIRConfig, height: number, width: number, channelBlock = 1): number {
   const { maps } = mapInfo(cfg);
   let sum = 0;
   for (const m of maps.values()) sum += m.c * m.scale * m.scale;
-  return Math.ceil(4 * 4 * sum * height * width);
+  return Math.ceil((channelBlock > 1 ? 2 : 4) * 4 * sum * height * width);
 }
 
 /** Channels a step keeps alive per tile pixel (inputs, outputs and a block's temporaries). */

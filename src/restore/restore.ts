@@ -268,7 +268,7 @@ export class Restorer {
 
   /** Bytes of a whole-image run: baseline and the whole-image graph. */
   private wholeBytes(ph: number, pw: number): number {
-    return wholeImageBytes(this.config, ph, pw) + baselineBytes(4 * this.checkpoint.parameterCount);
+    return wholeImageBytes(this.config, ph, pw, convChannelBlock(this.o.device)) + baselineBytes(4 * this.checkpoint.parameterCount);
   }
 
   /**

@@ -252,7 +252,8 @@ class BandReader {
  * A feature map kept as the windows of one tile grid: for each tile (row-major over ys, xs)
  * the tile plus a halo of `halo`, zero outside the map (what {@link readTile} returns). The
  * two passes of the blocks that use this grid take their input tiles from here without a
- * copy, and a block writes its output tiles straight into the windows of the next block.
+ * copy; a block writes its output tiles straight into the windows of the next block, and a
+ * local step whose consumers are all blocks on one grid scatters its tiles into theirs.
  */
 interface TileWindows {
   readonly c: number;

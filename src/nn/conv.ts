@@ -79,3 +79,24 @@ export function conv2dAfterShuffle(g: Graph, prefix: string, y: Value, o: Conv2d
   const b2 = b ? op.gather(b, Array.from({ length: cout * r * r }, (_, i) => Math.floor(i / (r * r)))) : null;
   return op.pixelShuffle(op.conv(y, w2, b2, { pads: P }), r);
 }
+
+/**
+ * Part `i` of a 1×1 → depthwise convolution pair whose output channels split into parts of `n`
+ * (q, k, v; DGFN's two halves): both convolutions on the part's slices of the weights (constant-
+ * folded by ORT). `pointwise` applies the 1×1 conv to the pair's input (see `maskedPointwise`).
+ * For ORT's blocked layout (NCHWc) each part then leaves that layout on its own, where the whole
+ * output was reordered out of it and split (measured: whole deblur 384² 3.95 → 3.1–3.2 s).
+ */
+export function pointwiseDepthwisePart(
+  pointwise: (apply: (x: Value) => Value) => Value,
+  w1: Value,
+  b1: Value | null,
+  wd: Value,
+  bd: Value | null,
+  i: number,
+  n: number,
+  pads: number,
+): Value {
+  const sel = (w: Value) => op.slice(w, [i * n], [(i + 1) * n], [0]);
+  return op.conv(pointwise((u) => op.conv(u, sel(w1), b1 && sel(b1))), sel(wd), bd && sel(bd), { pads, group: n });
+}

@@ -7,7 +7,8 @@
  */
 import type { Graph, Value } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
-import { type TileContext, maskOutside, maskedPointwise } from './tile.js';
+import { pointwiseDepthwisePart } from './conv.js';
+import { type TileContext, maskedPointwise } from './tile.js';
 
 /** Shape of a DGFN layer. */
 export interface DGFNOptions {
@@ -65,16 +66,10 @@ export function dgfn(g: Graph, prefix: string, x: Value, o: DGFNOptions, tile?: 
   } else {
     // For ORT's blocked layout (NCHWc: `channelBlock`, and every tile graph) each half gets its
     // own convolutions: their outputs stay in that layout through GELU and the gate into
-    // project_out, where one 2h-channel tensor was reordered out of it and split (measured:
-    // whole deblur 384² 3.95 → 3.45 s; a 96² tile's pass B −8%). In tile mode the depthwise
-    // conv is valid (no padding) after zeroing out-of-image pixels; without a bias the mask
-    // multiplies the shared input once.
-    const xin = tile && !bias ? maskOutside(x, tile) : x;
-    const half = (i: number): Value => {
-      const sel = (w: Value) => op.slice(w, [i * width], [(i + 1) * width], [0]);
-      const t = maskedPointwise(xin, bias ? tile : undefined, bias, (u) => op.conv(u, sel(wIn), bIn && sel(bIn)));
-      return op.conv(t, sel(wDw), bDw && sel(bDw), { pads: tile ? 0 : 1, group: width });
-    };
+    // project_out (measured: whole deblur 384² 3.95 → 3.45 s; a 96² tile's pass B −8%). In tile
+    // mode the depthwise conv is valid (no padding) after zeroing out-of-image pixels.
+    const pointwise = maskedPointwise(x, tile, bias);
+    const half = (i: number) => pointwiseDepthwisePart(pointwise, wIn, bIn, wDw, bDw, i, width, tile ? 0 : 1);
     [x1, x2] = [half(0), half(1)];
   }
   return op.conv(op.mul(op.gelu(x1), x2), wOut, bOut);

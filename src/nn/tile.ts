@@ -25,15 +25,18 @@ export function maskOutside(x: Value, tile: TileContext | undefined): Value {
 }
 
 /**
- * `pointwise` (a 1×1 convolution) followed by {@link maskOutside}. Without a bias the mask goes
- * on its input instead, with the same result (a bias-free 1×1 conv maps zero pixels to zero):
- * there it multiplies fewer channels, and the 1×1 conv and the depthwise conv after it stay
- * adjacent, so ORT runs both in its blocked layout (NCHWc) without reordering between them
- * (measured: reorders were 28% of a 96² block tile's pass B).
+ * 1×1 convolutions of one input `x`, each followed by {@link maskOutside}: returns what applies
+ * one of them. Without a bias the mask multiplies `x` once, before all of them, with the same
+ * result (a bias-free 1×1 conv maps zero pixels to zero): there it multiplies fewer channels, and
+ * each 1×1 conv and the depthwise conv after it stay adjacent, so ORT runs both in its blocked
+ * layout (NCHWc) without reordering between them (measured: reorders were 28% of a 96² block
+ * tile's pass B). With a bias the mask follows each conv.
  */
-export function maskedPointwise(x: Value, tile: TileContext | undefined, bias: boolean, pointwise: (x: Value) => Value): Value {
-  if (!tile) return pointwise(x);
-  return bias ? maskOutside(pointwise(x), tile) : pointwise(maskOutside(x, tile));
+export function maskedPointwise(x: Value, tile: TileContext | undefined, bias: boolean): (pointwise: (x: Value) => Value) => Value {
+  if (!tile) return (pointwise) => pointwise(x);
+  if (bias) return (pointwise) => maskOutside(pointwise(x), tile);
+  const masked = maskOutside(x, tile);
+  return (pointwise) => pointwise(masked);
 }
 
 /** The same tile context after a valid k×k convolution (the mask shrinks with the tensor). */

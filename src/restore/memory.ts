@@ -8,7 +8,7 @@ import { freeMemory } from '#host';
 import type { DiffIRConfig } from '../models/config.js';
 import { dirformerProgram, PROGRAM_INPUT, PROGRAM_OUTPUT, stepInputs, type DIRformerStep } from '../models/dirformer.js';
 import { dgfnHidden } from '../nn/dgfn.js';
-import { sameGrid, tileGrid } from './grid.js';
+import { sameGrid, tileGrid, type Grid } from './grid.js';
 import { inputChannels } from '../models/config.js';
 
 /** Default budget: half of the memory the OS reports as available. */
@@ -139,8 +139,22 @@ interface StepLayout {
   /** Tile height and the block input's one tile window. */
   readonly th: number;
   readonly tileWindow: number;
-  /** Whether the output is kept as windows when in host memory (all its consumers are blocks on this grid). */
+  /** Whether the output is kept as windows when in host memory (see {@link windowsConsumer}). */
   readonly windowsOut: boolean;
+}
+
+/**
+ * The step on whose grid step `i`'s output is kept as tile windows (2-pixel halo) in host memory:
+ * its first consumer, when all its consumers are blocks on one grid and, if step `i` is a block,
+ * on its own grid too (a block writes its windows whole); else -1 (a map). The tiled executor and
+ * the memory plan both decide with this.
+ */
+export function windowsConsumer(steps: readonly DIRformerStep[], grids: readonly Grid[], i: number): number {
+  const s = steps[i]!;
+  const consumers = steps.flatMap((t, j) => (j > i && stepInputs(t).includes(s.output) ? [j] : []));
+  const first = consumers[0];
+  if (first === undefined || consumers.some((j) => steps[j]!.kind !== 'block' || !sameGrid(grids[j]!, grids[first]!))) return -1;
+  return s.kind === 'block' && !sameGrid(grids[first]!, grids[i]!) ? -1 : first;
 }
 
 function layout(cfg: DiffIRConfig, height: number, width: number, tile: number): StepLayout[] {
@@ -158,23 +172,16 @@ function layout(cfg: DiffIRConfig, height: number, width: number, tile: number):
   };
   return steps.map((s, i) => {
     const g = grids[i];
-    const consumers = steps.flatMap((t, j) => (j > i && stepInputs(t).includes(s.output) ? [j] : []));
     const out = maps.get(s.output)!.scale;
-    // As the executor's windowsGrid: the output is kept as windows of its consumers' grid when all
-    // are blocks on one grid (and, for a block, on its own).
-    const first = consumers[0];
-    const windowsOut =
-      g !== null && first !== undefined &&
-      consumers.every((j) => steps[j]!.kind === 'block' && sameGrid(grids[j]!, grids[first]!)) &&
-      (s.kind !== 'block' || sameGrid(grids[first]!, g));
+    const wc = g ? windowsConsumer(steps, grids as Grid[], i) : -1;
     return {
       s,
       inputs: stepInputs(s),
-      out: windowsOut ? { ...sizes(s.output, i), windows: sizes(s.output, first).windows } : sizes(s.output, i),
+      out: wc >= 0 ? { ...sizes(s.output, i), windows: sizes(s.output, wc).windows } : sizes(s.output, i),
       ins: stepInputs(s).map((n) => ({ ...sizes(n, i), rowsPerTile: g ? g.th * (maps.get(n)!.scale / out) + (s.kind === 'conv' ? s.k - 1 : s.kind === 'block' ? 4 : 0) : 0 })),
       th: g?.th ?? 0,
       tileWindow: g && s.kind === 'block' ? maps.get(s.input)!.c * (g.th + 4) * (g.tw + 4) : 0,
-      windowsOut,
+      windowsOut: wc >= 0,
     };
   });
 }

@@ -20,10 +20,10 @@ import { IPR_DIM } from '../nn/ipr.js';
 import { cropBorder } from '../nn/tile.js';
 import { blockApply, blockStats } from '../nn/transformer.js';
 import type { DiffIRConfig } from '../models/config.js';
-import { type DIRformerStep, PROGRAM_INPUT, PROGRAM_OUTPUT, dirformerProgram } from '../models/dirformer.js';
+import { type DIRformerStep, PROGRAM_INPUT, PROGRAM_OUTPUT, dirformerProgram, stepInputs } from '../models/dirformer.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
-import { stepOutputChannels, stepTiles } from './memory.js';
-import { overlaps, sameGrid, tileGrid, type Grid } from './grid.js';
+import { stepOutputChannels, stepTiles, windowsConsumer } from './memory.js';
+import { overlaps, tileGrid, type Grid } from './grid.js';
 import { SpilledMap, SpillStore } from './spill.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
 import { abortError } from '../errors.js';
@@ -360,11 +360,6 @@ function ownedFrom(starts: readonly number[], i: number, t: number): number {
 
 const f32 = (shape: number[], data: Float32Array): HostTensor => ({ dtype: 'float32', shape, data });
 
-/** Input maps of a step. */
-function stepInputs(s: DIRformerStep): readonly string[] {
-  return 'inputs' in s ? s.inputs : [s.input];
-}
-
 /** Resolution of every map of the program relative to the program input. */
 function mapScales(steps: readonly DIRformerStep[]): Map<string, number> {
   const scale = new Map<string, number>([[PROGRAM_INPUT, 1]]);
@@ -657,19 +652,11 @@ export class TiledDIRformer {
     maps.set(s.output, writer?.map ?? win ?? out!);
   }
 
-  /**
-   * The grid whose windows (2-pixel halo) hold step `i`'s output in host memory: that of its
-   * consumers when all are blocks on one grid (for a block, its own grid too, as it writes its
-   * windows whole), else null (a map, or a spill file).
-   */
+  /** The grid whose windows hold step `i`'s output in host memory (see {@link windowsConsumer}), or null: a map or a spill file. */
   private windowsGrid(i: number, st: StepRun): Grid | null {
-    const s = this.steps[i]!;
-    if (st.spilled(s.output)) return null;
-    const consumers = this.steps.flatMap((t, j) => (j > i && stepInputs(t).includes(s.output) ? [j] : []));
-    if (consumers.length === 0 || consumers.some((j) => this.steps[j]!.kind !== 'block')) return null;
-    const g = st.grids[consumers[0]!]!;
-    if (consumers.some((j) => !sameGrid(st.grids[j]!, g))) return null;
-    return s.kind === 'block' && !sameGrid(g, st.grids[i]!) ? null : g;
+    if (st.spilled(this.steps[i]!.output)) return null;
+    const j = windowsConsumer(this.steps, st.grids, i);
+    return j < 0 ? null : st.grids[j]!;
   }
 
   /**

@@ -113,8 +113,8 @@ export class SpillStore {
     for (const f of this.free) if (f !== best) f.file.close();
     this.free = [];
     if (best && best.bytes > bytes) best.file.truncate(bytes);
-    const file = best?.file ?? openScratchFile(this.dir, `${this.prefix}-${this.n}.f32`);
-    const m = new SpilledMap(c, h, w, file, `${this.prefix}-${this.n++}.f32`);
+    const name = `${this.prefix}-${this.n++}.f32`;
+    const m = new SpilledMap(c, h, w, best?.file ?? openScratchFile(this.dir, name), name);
     this.maps.add(m);
     return m;
   }

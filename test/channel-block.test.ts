@@ -27,8 +27,11 @@ function rand(shape: readonly number[], seed: number): HostTensor<'float32'> {
   return f32(shape, Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => 2 * r.uniform() - 1));
 }
 
+/** Builds a one-input graph on `x`. */
+type Build = (g: Graph, x: ReturnType<Graph['input']>) => ReturnType<Graph['input']>;
+
 /** Runs the one-input graph built by `build` with `weights` (default: its own random init). */
-async function run(build: (g: Graph, x: ReturnType<Graph['input']>) => ReturnType<Graph['input']>, x: HostTensor, weights?: TensorMap): Promise<{ out: HostTensor; weights: TensorMap }> {
+async function run(build: Build, x: HostTensor, weights?: TensorMap): Promise<{ out: HostTensor; weights: TensorMap }> {
   const g = new Graph('t');
   g.output(build(g, g.input('x', x.shape as number[])), 'y');
   const w = weights ?? initParams(g, 3);
@@ -38,6 +41,14 @@ async function run(build: (g: Graph, x: ReturnType<Graph['input']>) => ReturnTyp
   } finally {
     await s.release();
   }
+}
+
+/** Largest difference between the graph arranged for the channel block and the plain one, with the plain one's weights. */
+async function arrangedDiff(plain: Build, arranged: Build, x: HostTensor): Promise<number> {
+  const a = await run(plain, x);
+  const b = await run(arranged, x, a.weights);
+  assert.deepEqual(b.out.shape, a.out.shape);
+  return maxAbs(b.out, a.out);
 }
 
 test('conv2dAfterShuffle equals conv2d after pixelShuffle (r = 2, 3; k = 1, 3, 5; with and without bias)', async () => {
@@ -50,10 +61,7 @@ test('conv2dAfterShuffle equals conv2d after pixelShuffle (r = 2, 3; k = 1, 3, 5
     const cin = 4;
     const x = rand([1, cin * r * r, 5, 6], 11);
     const o = { inChannels: cin, outChannels: cout, kernelSize: k, bias };
-    const plain = await run((g, v) => conv2d(g, 'c', op.pixelShuffle(v, r), o), x);
-    const moved = await run((g, v) => conv2dAfterShuffle(g, 'c', v, o, r), x, plain.weights);
-    assert.deepEqual(moved.out.shape, plain.out.shape);
-    const d = maxAbs(moved.out, plain.out);
+    const d = await arrangedDiff((g, v) => conv2d(g, 'c', op.pixelShuffle(v, r), o), (g, v) => conv2dAfterShuffle(g, 'c', v, o, r), x);
     assert.ok(d < 1e-5, `r ${r} k ${k}: differs by ${d}`);
   }
 });
@@ -62,10 +70,7 @@ test('DGFN arranged for the channel block (hidden width padded, halves on their 
   // dim 32 · 2.66 → hidden 85, padded to 88; with biases too.
   for (const bias of [false, true]) {
     const o = { dim: 32, ffnExpansionFactor: 2.66, bias };
-    const x = rand([1, 32, 6, 7], 5);
-    const plain = await run((g, v) => dgfn(g, 'f', v, o), x);
-    const padded = await run((g, v) => dgfn(g, 'f', v, { ...o, channelBlock: 8 }), x, plain.weights);
-    const d = maxAbs(padded.out, plain.out);
+    const d = await arrangedDiff((g, v) => dgfn(g, 'f', v, o), (g, v) => dgfn(g, 'f', v, { ...o, channelBlock: 8 }), rand([1, 32, 6, 7], 5));
     assert.ok(d < 1e-5, `bias ${bias}: differs by ${d}`);
   }
 });
@@ -73,10 +78,7 @@ test('DGFN arranged for the channel block (hidden width padded, halves on their 
 test('DMTA with q, k and v on their own convolutions (channel block 8) equals the plain DMTA', async () => {
   for (const bias of [false, true]) {
     const o = { dim: 16, heads: 2, bias };
-    const x = rand([1, 16, 6, 7], 6);
-    const plain = await run((g, v) => dmta(g, 'a', v, o), x);
-    const split = await run((g, v) => dmta(g, 'a', v, { ...o, channelBlock: 8 }), x, plain.weights);
-    const d = maxAbs(split.out, plain.out);
+    const d = await arrangedDiff((g, v) => dmta(g, 'a', v, o), (g, v) => dmta(g, 'a', v, { ...o, channelBlock: 8 }), rand([1, 16, 6, 7], 6));
     assert.ok(d < 1e-5, `bias ${bias}: differs by ${d}`);
   }
 });

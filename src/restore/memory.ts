@@ -141,6 +141,8 @@ interface StepLayout {
   readonly tileWindow: number;
   /** Whether the output is kept as windows when in host memory (see {@link windowsConsumer}). */
   readonly windowsOut: boolean;
+  /** Whether a block's output takes its input's windows, given the spilled maps (see {@link inPlaceBlock}). */
+  readonly inPlace: (spilled: ReadonlySet<string>) => boolean;
 }
 
 /**
@@ -155,6 +157,20 @@ export function windowsConsumer(steps: readonly DIRformerStep[], grids: readonly
   const first = consumers[0];
   if (first === undefined || consumers.some((j) => steps[j]!.kind !== 'block' || !sameGrid(grids[j]!, grids[first]!))) return -1;
   return s.kind === 'block' && !sameGrid(grids[first]!, grids[i]!) ? -1 : first;
+}
+
+/**
+ * Whether block step `i` writes its output into the windows it reads its input from: its output
+ * is kept as windows (on its own grid, see {@link windowsConsumer}), and those input windows are
+ * dead after the block: a copy read from a map, or the input's own windows at their last use.
+ * Neither map may be spilled. The tiled executor and the memory plan both decide with this.
+ */
+export function inPlaceBlock(steps: readonly DIRformerStep[], grids: readonly Grid[], i: number, spilled: (name: string) => boolean): boolean {
+  const s = steps[i]!;
+  if (s.kind !== 'block' || spilled(s.input) || spilled(s.output) || windowsConsumer(steps, grids, i) < 0) return false;
+  const producer = steps.findIndex((t) => t.output === s.input);
+  const lastUse = steps.reduce((k, t, j) => (stepInputs(t).includes(s.input) ? j : k), -1);
+  return producer < 0 || windowsConsumer(steps, grids, producer) < 0 || lastUse === i;
 }
 
 function layout(cfg: DiffIRConfig, height: number, width: number, tile: number): StepLayout[] {
@@ -182,6 +198,7 @@ function layout(cfg: DiffIRConfig, height: number, width: number, tile: number):
       th: g?.th ?? 0,
       tileWindow: g && s.kind === 'block' ? maps.get(s.input)!.c * (g.th + 4) * (g.tw + 4) : 0,
       windowsOut: wc >= 0,
+      inPlace: (spilled) => g !== null && inPlaceBlock(steps, grids as Grid[], i, (n) => spilled.has(n)),
     };
   });
 }
@@ -222,6 +239,17 @@ function hostPeak(steps: readonly StepLayout[], tiled: boolean, spilled: Readonl
       l.inputs.forEach((n, k) => {
         if (spilled.has(n)) bands += l.ins[k]!.rowsPerTile * l.ins[k]!.row;
       });
+    }
+    if (tiled && l.inPlace(spilled)) {
+      // The input's windows (a copy read from the map, or its own at their last use) become the
+      // output's, which the lines below count again.
+      const input = l.inputs[0]!;
+      if (windowsIn > 0) {
+        live -= windowsIn;
+        alive.set(input, alive.get(input)! - windowsIn);
+        windowsIn = 0;
+      } else drop(input);
+      if (!held.has(input)) alive.delete(input);
     }
     let out: number;
     if (spilled.has(s.output)) {

@@ -22,8 +22,8 @@ import { blockApply, blockStats } from '../nn/transformer.js';
 import type { DiffIRConfig } from '../models/config.js';
 import { type DIRformerStep, PROGRAM_INPUT, PROGRAM_OUTPUT, dirformerProgram, stepInputs } from '../models/dirformer.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
-import { stepOutputChannels, stepTiles, windowsConsumer } from './memory.js';
-import { overlaps, tileGrid, type Grid } from './grid.js';
+import { inPlaceBlock, stepOutputChannels, stepTiles, windowsConsumer } from './memory.js';
+import { overlaps, sameGrid, tileGrid, type Grid } from './grid.js';
 import { SpilledMap, SpillStore } from './spill.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
 import { abortError } from '../errors.js';
@@ -500,7 +500,8 @@ export class TiledDIRformer {
     for (const name of stepInputs(this.steps[i]!)) {
       if (this.lastUse.get(name) !== i || name === PROGRAM_INPUT) continue;
       const m = st.maps.get(name);
-      if (m && isWindows(m)) this.recycle(m);
+      // Windows that became the step's output (in place) stay.
+      if (m && isWindows(m) && st.maps.get(this.steps[i]!.output) !== m) this.recycle(m);
       if (m instanceof SpilledMap) st.store!.drop(m);
       st.maps.delete(name);
     }
@@ -576,9 +577,16 @@ export class TiledDIRformer {
     // Written as windows when every consumer is a block on the same grid, else as a map.
     const toFile = spilled(s.output);
     const asWindows = this.windowsGrid(i, st) !== null;
-    this.trimPool(asWindows ? TiledDIRformer.poolKey(grids[i]!, C, 2) : null);
+    // In place: the input's windows on this grid, dead after this block, take the output. Pass B
+    // of tile k reads only window k, and the run writes it last (the graph's final Pad), so each
+    // window goes from input to output within its own run. A chain of blocks then holds one map,
+    // not two (deblur 2048² under 4 GB: the decoder's full-resolution chain stays in memory
+    // instead of going to disk).
+    const inPlace = asWindows && win !== null && inPlaceBlock(this.steps, grids, i, spilled);
+    if (inPlace && (win.halo !== 2 || !sameGrid(win, grids[i]!))) throw new Error(`tiled DIRformer: step ${s.output}: input windows are not on the block's grid`);
+    this.trimPool(asWindows && !inPlace ? TiledDIRformer.poolKey(grids[i]!, C, 2) : null);
     const writer = toFile ? new BandWriter(store!.map(C, H, W), th, this.bands) : null;
-    const out: HostMap = writer ? writer.map : asWindows ? this.windows(null, grids[i]!, 2, C) : { c: C, h: H, w: W, data: new Float32Array(C * H * W) };
+    const out: HostMap = writer ? writer.map : inPlace ? win! : asWindows ? this.windows(null, grids[i]!, 2, C) : { c: C, h: H, w: W, data: new Float32Array(C * H * W) };
     // Into windows, the run writes its tile with a zero 2-pixel border straight into the tile's
     // window (one contiguous write); the halos are filled from the neighbours after the pass.
     const pad = isWindows(out) ? 2 : 0;
@@ -603,7 +611,7 @@ export class TiledDIRformer {
     }
     writer?.flush();
     if (isWindows(out)) fillHalos(out);
-    if (fromMap && win) this.recycle(win);
+    if (fromMap && win && !inPlace) this.recycle(win);
     maps.set(s.output, out);
   }
 

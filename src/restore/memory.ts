@@ -34,6 +34,11 @@ function mapInfo(cfg: DiffIRConfig): { maps: Map<string, MapInfo>; steps: DIRfor
   return { maps, steps };
 }
 
+/** Resolution of every map of the DIRformer program relative to the program input. */
+export function mapScales(cfg: DiffIRConfig): Map<string, number> {
+  return new Map([...mapInfo(cfg).maps].map(([name, m]) => [name, m.scale]));
+}
+
 /** Channels of step `s`'s output, given its inputs' channels. */
 export function stepOutputChannels(s: DIRformerStep, inputs: readonly number[]): number {
   const c = inputs[0]!;

@@ -22,7 +22,7 @@ import { blockApply, blockStats } from '../nn/transformer.js';
 import type { DiffIRConfig } from '../models/config.js';
 import { type DIRformerStep, PROGRAM_INPUT, PROGRAM_OUTPUT, dirformerProgram, stepInputs } from '../models/dirformer.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
-import { inPlaceBlock, stepOutputChannels, stepTiles, windowsConsumer } from './memory.js';
+import { inPlaceBlock, mapScales, stepOutputChannels, stepTiles, windowsConsumer } from './memory.js';
 import { overlaps, sameGrid, tileGrid, type Grid } from './grid.js';
 import { SpilledMap, SpillStore } from './spill.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
@@ -360,16 +360,6 @@ function ownedFrom(starts: readonly number[], i: number, t: number): number {
 
 const f32 = (shape: number[], data: Float32Array): HostTensor => ({ dtype: 'float32', shape, data });
 
-/** Resolution of every map of the program relative to the program input. */
-function mapScales(steps: readonly DIRformerStep[]): Map<string, number> {
-  const scale = new Map<string, number>([[PROGRAM_INPUT, 1]]);
-  for (const s of steps) {
-    const f = scale.get(stepInputs(s)[0]!)!;
-    scale.set(s.output, s.kind === 'unshuffle' ? f / s.r : s.kind === 'shuffle' ? f * s.r : s.kind === 'nearest' ? f * s.scale : f);
-  }
-  return scale;
-}
-
 /** DIRformer executed tile by tile with exact results. */
 export class TiledDIRformer {
   private readonly steps: DIRformerStep[];
@@ -393,7 +383,7 @@ export class TiledDIRformer {
     private readonly o: TiledOptions,
   ) {
     this.steps = dirformerProgram(cfg);
-    this.scales = mapScales(this.steps);
+    this.scales = mapScales(cfg);
     this.steps.forEach((s, i) => stepInputs(s).forEach((n) => this.lastUse.set(n, i)));
     for (const [name, f] of this.scales) {
       const t = o.tile * f;

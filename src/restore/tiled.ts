@@ -570,8 +570,7 @@ export class TiledDIRformer {
     // In place: the input's windows on this grid, dead after this block, take the output. Pass B
     // of tile k reads only window k, and the run writes it last (the graph's final Pad), so each
     // window goes from input to output within its own run. A chain of blocks then holds one map,
-    // not two (deblur 2048² under 4 GB: the decoder's full-resolution chain stays in memory
-    // instead of going to disk).
+    // not two (deblur 2048² under 4 GB: 2 maps spilled instead of the decoder chain's 7).
     const inPlace = asWindows && win !== null && inPlaceBlock(this.steps, grids, i, spilled);
     if (inPlace && (win.halo !== 2 || !sameGrid(win, grids[i]!))) throw new Error(`tiled DIRformer: step ${s.output}: input windows are not on the block's grid`);
     this.trimPool(asWindows && !inPlace ? TiledDIRformer.poolKey(grids[i]!, C, 2) : null);

@@ -155,9 +155,12 @@ test('the restorer spills when the budget needs it, and refuses a budget that ev
     const roomy = r.memoryPlan(W, H, { tile, memoryBudget: 2 ** 40 });
     assert.deepEqual([roomy.spilledMaps, roomy.diskBytes, roomy.hostBytes, roomy.keepSessions], [0, 0, tiledHostBytes(cfg, H, W, tile), true]);
     assert.ok(maxDiff(spilled.rgb.data as Float32Array, whole.rgb.data as Float32Array) < 1e-5);
-    // The automatic choice spills too rather than refusing.
+    // The automatic choice spills too rather than refusing: with room for a tile of 16 and the
+    // maps, not for the maps' tile windows, it keeps that tile and spills.
     most = 0;
-    const auto = await r.restore(img, { memoryBudget: least, spillDir: dir, onProgress });
+    const mapsOnly = tiledBaseBytes(cfg, 0, H, W) + tileBytes(cfg, tile) + tiledHostBytes(cfg, H, W, 0);
+    assert.ok(tiledHostBytes(cfg, H, W, tile) > tiledHostBytes(cfg, H, W, 0));
+    const auto = await r.restore(img, { memoryBudget: mapsOnly, spillDir: dir, onProgress });
     assert.ok(auto.tile > 0 && most > 1, `auto: tile ${auto.tile}, ${most} spill files`);
     assert.ok(maxDiff(auto.rgb.data as Float32Array, whole.rgb.data as Float32Array) < 1e-5);
     assert.equal(open(dir), 0);

@@ -7,7 +7,7 @@ import { Session } from '../src/runtime/session.js';
 import { TiledDIRformer } from '../src/restore/tiled.js';
 import { tileStarts } from '../src/restore/grid.js';
 import { inPlaceBlock, stepTiles, tileBytes, tiledHostBytes } from '../src/restore/memory.js';
-import { dirformerProgram } from '../src/models/dirformer.js';
+import { tiledInputs, tiledProgram } from '../src/restore/program.js';
 import { preset } from '../src/models/config.js';
 import { randn } from './helpers/gradcheck.js';
 import { tinyConfig, tinyDirformer } from './helpers/tiny-dirformer.js';
@@ -43,7 +43,7 @@ for (const [task, scale, tiles] of [
       // With deblur's smallest tile the deepest blocks run in several tiles too, so the sums over
       // tiles are exercised there (SR's tail sets a larger memory bound: its deep levels fit one tile).
       if (task === 'deblur' && tile === tiles[0]) {
-        const deep = dirformerProgram(cfg).findIndex((st) => st.kind === 'block' && st.prefix.includes('latent'));
+        const deep = tiledProgram(cfg).findIndex((st) => st.kind === 'block' && st.prefix.includes('latent'));
         const grid = t.grid(deep, H, W);
         assert.ok(grid.ys.length * grid.xs.length > 1, `latent ran in one tile at tile ${tile}`);
       }
@@ -76,7 +76,7 @@ for (const [task, scale, tiles] of [
 
 test('deep levels get larger tiles within the same memory bound', () => {
   const cfg = preset('deblur-gopro');
-  const steps = dirformerProgram(cfg);
+  const steps = tiledProgram(cfg);
   for (const tile of [64, 96, 160]) {
     const plan = stepTiles(cfg, tile);
     // The nominal tile's bound, from the independent per-step estimate of tileBytes at each step's side.
@@ -111,7 +111,7 @@ test('the host-memory estimate counts the tile windows of the blocks', () => {
 
 test('a block whose output feeds the next block of its chain writes it into its input windows, unless a map is spilled', () => {
   const cfg = tinyConfig('deblur', 1);
-  const steps = dirformerProgram(cfg);
+  const steps = tiledProgram(cfg);
   const t = new TiledDIRformer(cfg, new Map(), { tile: 8 });
   const grids = steps.map((_, i) => t.grid(i, 40, 56));
   const inPlace = (spilled: ReadonlySet<string>) => steps.flatMap((s, i) => (s.kind === 'block' && inPlaceBlock(steps, grids, i, (n) => spilled.has(n)) ? [s.prefix] : []));
@@ -123,4 +123,26 @@ test('a block whose output feeds the next block of its chain writes it into its 
   const latentIn = latent0.kind === 'block' ? latent0.input : '';
   assert.deepEqual(inPlace(new Set([latentIn])), ['G.decoder_level1.0']);
   assert.deepEqual(inPlace(new Set([latent0.output])), ['G.decoder_level1.0']);
+});
+
+test('the tiled program fuses each run of local steps whose inner maps nothing else reads', () => {
+  const kinds = (cfg: ReturnType<typeof preset>) =>
+    tiledProgram(cfg)
+      .filter((s) => s.kind !== 'block')
+      .map((s) => (s.kind === 'chain' ? s.steps.map((t) => t.kind).join('+') : s.kind));
+  // Downsample (conv + unshuffle) ×3, Upsample + skip concat (+ 1×1 reduction at levels 3 and 2), head + residual.
+  const down = Array(3).fill('conv+unshuffle');
+  assert.deepEqual(kinds(preset('deblur-gopro')), ['conv', ...down, 'conv+shuffle+concat+conv', 'conv+shuffle+concat+conv', 'conv+shuffle+concat', 'conv+add']);
+  // realsr ×2 unshuffles its input first: the patch-embedding conv reads that inner map with a halo, so it stays a step.
+  assert.deepEqual(kinds(preset('realsr-x2')).slice(0, 2), ['unshuffle', 'conv']);
+  for (const name of ['deblur-gopro', 'realsr-x4', 'realsr-x2', 'inpaint-celeba'] as const) {
+    const steps = tiledProgram(preset(name));
+    steps.forEach((s, i) => {
+      if (s.kind !== 'chain') return;
+      const inner = new Set(s.steps.map((t) => t.output));
+      inner.delete(s.output);
+      for (const t of steps.slice(i + 1)) for (const n of tiledInputs(t)) assert.ok(!inner.has(n), `${name}: inner map ${n} read after its chain`);
+      for (const t of s.steps) if (t.kind === 'conv' && t.k > 1) assert.ok(!inner.has(t.input), `${name}: a ${t.k}×${t.k} conv reads inner map ${t.input}`);
+    });
+  }
 });

@@ -6,7 +6,8 @@
  */
 import { freeMemory } from '#host';
 import type { DiffIRConfig } from '../models/config.js';
-import { dirformerProgram, PROGRAM_INPUT, PROGRAM_OUTPUT, stepInputs, type DIRformerStep } from '../models/dirformer.js';
+import { dirformerProgram, PROGRAM_INPUT, PROGRAM_OUTPUT, stepInputs } from '../models/dirformer.js';
+import { inputHalo, tiledInputs, tiledProgram, type TiledStep } from './program.js';
 import { dgfnHidden } from '../nn/dgfn.js';
 import { sameGrid, tileGrid, type Grid } from './grid.js';
 import { inputChannels } from '../models/config.js';
@@ -21,17 +22,17 @@ interface MapInfo {
   scale: number;
 }
 
-function mapInfo(cfg: DiffIRConfig): { maps: Map<string, MapInfo>; steps: DIRformerStep[] } {
-  const steps = dirformerProgram(cfg);
+/** Every map of the DIRformer program (the tiled program's inner ones too), and the tiled program's steps. */
+function mapInfo(cfg: DiffIRConfig): { maps: Map<string, MapInfo>; steps: TiledStep[] } {
   const maps = new Map<string, MapInfo>([[PROGRAM_INPUT, { c: inputChannels(cfg), scale: 1 }]]);
-  for (const s of steps) {
+  for (const s of dirformerProgram(cfg)) {
     let scale = maps.get(stepInputs(s)[0]!)!.scale;
     if (s.kind === 'unshuffle') scale /= s.r;
     else if (s.kind === 'shuffle') scale *= s.r;
     else if (s.kind === 'nearest') scale *= s.scale;
     maps.set(s.output, { c: stepOutputChannels(s, stepInputs(s).map((n) => maps.get(n)!.c)), scale });
   }
-  return { maps, steps };
+  return { maps, steps: tiledProgram(cfg) };
 }
 
 /** Resolution of every map of the DIRformer program relative to the program input. */
@@ -40,7 +41,12 @@ export function mapScales(cfg: DiffIRConfig): Map<string, number> {
 }
 
 /** Channels of step `s`'s output, given its inputs' channels. */
-export function stepOutputChannels(s: DIRformerStep, inputs: readonly number[]): number {
+export function stepOutputChannels(s: TiledStep, inputs: readonly number[]): number {
+  if (s.kind === 'chain') {
+    const c = new Map(s.inputs.map((n, k) => [n, inputs[k]!]));
+    for (const t of s.steps) c.set(t.output, stepOutputChannels(t, stepInputs(t).map((n) => c.get(n)!)));
+    return c.get(s.output)!;
+  }
   const c = inputs[0]!;
   if (s.kind === 'conv') return s.cout;
   if (s.kind === 'unshuffle') return c * s.r * s.r;
@@ -63,10 +69,15 @@ export function wholeImageBytes(cfg: DiffIRConfig, height: number, width: number
   return Math.ceil((channelBlock > 1 ? 2 : 4) * 4 * sum * height * width);
 }
 
-/** Channels a step keeps alive per tile pixel (inputs, outputs and a block's temporaries). */
-function stepChannels(s: DIRformerStep, maps: Map<string, MapInfo>): number {
+/**
+ * Channels a step keeps alive per output tile pixel (inputs, outputs and a block's temporaries;
+ * a chain's every map, at its resolution relative to the chain's output).
+ */
+function stepChannels(s: TiledStep, maps: Map<string, MapInfo>): number {
   if (s.kind === 'block') return 2 * dgfnHidden(s.opts.dim, s.opts.ffnExpansionFactor) + 3 * s.opts.dim;
-  return maps.get(s.output)!.c + maps.get(stepInputs(s)[0]!)!.c;
+  const out = maps.get(s.output)!.scale;
+  const names = s.kind === 'chain' ? [...s.inputs, ...s.steps.map((t) => t.output)] : [s.output, stepInputs(s)[0]!];
+  return names.reduce((n, name) => n + maps.get(name)!.c * (maps.get(name)!.scale / out) ** 2, 0);
 }
 
 /** Step footprint in floats for an output tile of side `side` (plus the largest halo, 2). */
@@ -87,7 +98,7 @@ export function stepTiles(cfg: DiffIRConfig, tile: number): { side: number; alig
   const bound = Math.max(...steps.map((s, i) => footprint(stepChannels(s, maps), nominal[i]!)));
   return steps.map((s, i) => {
     const out = maps.get(s.output)!.scale;
-    const align = Math.max(1, ...stepInputs(s).map((n) => out / maps.get(n)!.scale));
+    const align = Math.max(1, ...tiledInputs(s).map((n) => out / maps.get(n)!.scale));
     const grown = Math.floor((Math.sqrt(bound / stepChannels(s, maps)) - 4) / align) * align;
     return { side: Math.max(nominal[i]!, grown), align };
   });
@@ -135,7 +146,7 @@ interface HostPeak {
 
 /** What the host-memory plan of one image and tile needs per step, computed once (the spill search runs the plan many times). */
 interface StepLayout {
-  readonly s: DIRformerStep;
+  readonly s: TiledStep;
   readonly inputs: readonly string[];
   /** Floats of the output map, of one of its rows, and of its windows on this step's grid. */
   readonly out: { map: number; row: number; windows: number };
@@ -156,9 +167,9 @@ interface StepLayout {
  * on its own grid too (a block writes its windows whole); else -1 (a map). The tiled executor and
  * the memory plan both decide with this.
  */
-export function windowsConsumer(steps: readonly DIRformerStep[], grids: readonly Grid[], i: number): number {
+export function windowsConsumer(steps: readonly TiledStep[], grids: readonly Grid[], i: number): number {
   const s = steps[i]!;
-  const consumers = steps.flatMap((t, j) => (j > i && stepInputs(t).includes(s.output) ? [j] : []));
+  const consumers = steps.flatMap((t, j) => (j > i && tiledInputs(t).includes(s.output) ? [j] : []));
   const first = consumers[0];
   if (first === undefined || consumers.some((j) => steps[j]!.kind !== 'block' || !sameGrid(grids[j]!, grids[first]!))) return -1;
   return s.kind === 'block' && !sameGrid(grids[first]!, grids[i]!) ? -1 : first;
@@ -170,11 +181,11 @@ export function windowsConsumer(steps: readonly DIRformerStep[], grids: readonly
  * dead after the block: a copy read from a map, or the input's own windows at their last use.
  * Neither map may be spilled. The tiled executor and the memory plan both decide with this.
  */
-export function inPlaceBlock(steps: readonly DIRformerStep[], grids: readonly Grid[], i: number, spilled: (name: string) => boolean): boolean {
+export function inPlaceBlock(steps: readonly TiledStep[], grids: readonly Grid[], i: number, spilled: (name: string) => boolean): boolean {
   const s = steps[i]!;
   if (s.kind !== 'block' || spilled(s.input) || spilled(s.output) || windowsConsumer(steps, grids, i) < 0) return false;
   const producer = steps.findIndex((t) => t.output === s.input);
-  const lastUse = steps.reduce((k, t, j) => (stepInputs(t).includes(s.input) ? j : k), -1);
+  const lastUse = steps.reduce((k, t, j) => (tiledInputs(t).includes(s.input) ? j : k), -1);
   return producer < 0 || windowsConsumer(steps, grids, producer) < 0 || lastUse === i;
 }
 
@@ -197,9 +208,9 @@ function layout(cfg: DiffIRConfig, height: number, width: number, tile: number):
     const wc = g ? windowsConsumer(steps, grids as Grid[], i) : -1;
     return {
       s,
-      inputs: stepInputs(s),
+      inputs: tiledInputs(s),
       out: wc >= 0 ? { ...sizes(s.output, i), windows: sizes(s.output, wc).windows } : sizes(s.output, i),
-      ins: stepInputs(s).map((n) => ({ ...sizes(n, i), rowsPerTile: g ? g.th * (maps.get(n)!.scale / out) + (s.kind === 'conv' ? s.k - 1 : s.kind === 'block' ? 4 : 0) : 0 })),
+      ins: tiledInputs(s).map((n, k) => ({ ...sizes(n, i), rowsPerTile: g ? g.th * (maps.get(n)!.scale / out) + 2 * inputHalo(s, k) : 0 })),
       th: g?.th ?? 0,
       tileWindow: g && s.kind === 'block' ? maps.get(s.input)!.c * (g.th + 4) * (g.tw + 4) : 0,
       windowsOut: wc >= 0,

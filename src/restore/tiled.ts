@@ -20,9 +20,10 @@ import { IPR_DIM } from '../nn/ipr.js';
 import { cropBorder } from '../nn/tile.js';
 import { blockApply, blockStats } from '../nn/transformer.js';
 import type { DiffIRConfig } from '../models/config.js';
-import { type DIRformerStep, PROGRAM_INPUT, PROGRAM_OUTPUT, dirformerProgram, stepInputs } from '../models/dirformer.js';
+import { type DIRformerStep, PROGRAM_INPUT, PROGRAM_OUTPUT, stepInputs } from '../models/dirformer.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
 import { inPlaceBlock, mapScales, stepOutputChannels, stepTiles, windowsConsumer } from './memory.js';
+import { inputHalo, tiledInputs, tiledProgram, type LocalStep, type TiledStep } from './program.js';
 import { overlaps, sameGrid, tileGrid, type Grid } from './grid.js';
 import { SpilledMap, SpillStore } from './spill.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
@@ -362,7 +363,7 @@ const f32 = (shape: number[], data: Float32Array): HostTensor => ({ dtype: 'floa
 
 /** DIRformer executed tile by tile with exact results. */
 export class TiledDIRformer {
-  private readonly steps: DIRformerStep[];
+  private readonly steps: TiledStep[];
   private readonly scales: Map<string, number>;
   private readonly lastUse = new Map<string, number>();
   /** Tile side of each step in its output pixels (larger than the nominal tile at the deep levels). */
@@ -382,9 +383,9 @@ export class TiledDIRformer {
     private readonly weights: TensorMap,
     private readonly o: TiledOptions,
   ) {
-    this.steps = dirformerProgram(cfg);
+    this.steps = tiledProgram(cfg);
     this.scales = mapScales(cfg);
-    this.steps.forEach((s, i) => stepInputs(s).forEach((n) => this.lastUse.set(n, i)));
+    this.steps.forEach((s, i) => tiledInputs(s).forEach((n) => this.lastUse.set(n, i)));
     for (const [name, f] of this.scales) {
       const t = o.tile * f;
       if (!Number.isInteger(t) || t < 1) throw new Error(`tile size ${o.tile} does not divide map '${name}' (scale ${f}); use a multiple of ${Math.round(1 / Math.min(...this.scales.values()))}`);
@@ -487,7 +488,7 @@ export class TiledDIRformer {
 
   /** Drops the maps whose last use was step `i` (in a call of its own, so that no local outlives it). */
   private dropInputs(i: number, st: StepRun): void {
-    for (const name of stepInputs(this.steps[i]!)) {
+    for (const name of tiledInputs(this.steps[i]!)) {
       if (this.lastUse.get(name) !== i || name === PROGRAM_INPUT) continue;
       const m = st.maps.get(name);
       // Windows that became the step's output (in place) stay.
@@ -604,13 +605,13 @@ export class TiledDIRformer {
     maps.set(s.output, out);
   }
 
-  /** A local step `i` (convolution, shuffle, concatenation, addition): each output tile from its input windows. */
+  /** A local step or chain `i` (convolution, shuffle, concatenation, addition): each output tile from its input windows. */
   private async localStep(i: number, st: StepRun): Promise<void> {
-    const s = this.steps[i]! as Exclude<DIRformerStep, BlockStep>;
+    const s = this.steps[i]! as Exclude<TiledStep, BlockStep>;
     const { H, W, th, tw, ys, xs } = this.stepArea(i, st);
     const { maps, store, tick, check, spilled } = st;
     this.trimPool(null);
-    const ins = stepInputs(s).map((n) => maps.get(n)!);
+    const ins = tiledInputs(s).map((n) => maps.get(n)!);
     if (ins.some(isWindows)) throw new Error(`tiled DIRformer: step ${s.output} reads tile windows`);
     const c = stepOutputChannels(s, ins.map((m) => m.c));
     const writer = spilled(s.output) ? new BandWriter(store!.map(c, H, W), th, this.bands) : null;
@@ -756,39 +757,24 @@ export class TiledDIRformer {
    * output resolution (tile coordinates scale by it), `halo` = the extra pixels a
    * convolution needs around the tile.
    */
-  private inputWindow(s: DIRformerStep, k: number): { g: number; halo: number } {
-    return { g: this.scales.get(stepInputs(s)[k]!)! / this.scales.get(s.output)!, halo: s.kind === 'conv' ? (s.k - 1) / 2 : 0 };
+  private inputWindow(s: TiledStep, k: number): { g: number; halo: number } {
+    return { g: this.scales.get(tiledInputs(s)[k]!)! / this.scales.get(s.output)!, halo: inputHalo(s, k) };
   }
 
-  private localGraph(s: DIRformerStep, ins: readonly { readonly c: number }[], th: number, tw: number): Graph {
+  /** A local step or chain on its input windows (a conv's halo is consumed: padding 0). */
+  private localGraph(s: TiledStep, ins: readonly { readonly c: number }[], th: number, tw: number): Graph {
     const g = new Graph(`step:${s.output}`);
     const xs = ins.map((m, k) => {
       const w = this.inputWindow(s, k);
       return g.input(`in${k}`, [1, m.c, th * w.g + 2 * w.halo, tw * w.g + 2 * w.halo]);
     });
+    if (s.kind === 'block') throw new Error(`unexpected step ${s.kind}`);
     let y: Value;
-    switch (s.kind) {
-      case 'conv':
-        y = conv2d(g, s.prefix, xs[0]!, { inChannels: s.cin, outChannels: s.cout, kernelSize: s.k, bias: s.bias, padding: 0 });
-        break;
-      case 'unshuffle':
-        y = op.pixelUnshuffle(xs[0]!, s.r);
-        break;
-      case 'shuffle':
-        y = op.pixelShuffle(xs[0]!, s.r);
-        break;
-      case 'concat':
-        y = op.concat(xs, 1);
-        break;
-      case 'add':
-        y = op.add(xs[0]!, xs[1]!);
-        break;
-      case 'nearest':
-        y = op.resize(xs[0]!, { mode: 'nearest', scale: s.scale });
-        break;
-      default:
-        throw new Error(`unexpected step ${s.kind}`);
-    }
+    if (s.kind === 'chain') {
+      const vals = new Map(s.inputs.map((n, k) => [n, xs[k]!]));
+      for (const t of s.steps) vals.set(t.output, localOp(t, stepInputs(t).map((n) => vals.get(n)!)));
+      y = vals.get(s.output)!;
+    } else y = localOp(s, xs);
     g.output(y, 'y');
     return g;
   }
@@ -806,3 +792,23 @@ export class TiledDIRformer {
     await Promise.all(gone.map(([, p]) => p.then((s) => s.release(), () => undefined)));
   }
 }
+
+/** One local step on its inputs in a tile graph. */
+function localOp(s: LocalStep, xs: readonly Value[]): Value {
+  const g = xs[0]!.graph;
+  switch (s.kind) {
+    case 'conv':
+      return conv2d(g, s.prefix, xs[0]!, { inChannels: s.cin, outChannels: s.cout, kernelSize: s.k, bias: s.bias, padding: 0 });
+    case 'unshuffle':
+      return op.pixelUnshuffle(xs[0]!, s.r);
+    case 'shuffle':
+      return op.pixelShuffle(xs[0]!, s.r);
+    case 'concat':
+      return op.concat(xs, 1);
+    case 'add':
+      return op.add(xs[0]!, xs[1]!);
+    case 'nearest':
+      return op.resize(xs[0]!, { mode: 'nearest', scale: s.scale });
+  }
+}
+

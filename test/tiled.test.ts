@@ -6,7 +6,7 @@ import { compile } from '../src/runtime/compile.js';
 import { Session } from '../src/runtime/session.js';
 import { TiledDIRformer } from '../src/restore/tiled.js';
 import { tileStarts } from '../src/restore/grid.js';
-import { inPlaceBlock, stepTiles, tileBytes, tiledHostBytes } from '../src/restore/memory.js';
+import { inPlaceBlock, mapScales, stepTiles, tileBytes, tiledHostBytes } from '../src/restore/memory.js';
 import { tiledInputs, tiledProgram } from '../src/restore/program.js';
 import { preset } from '../src/models/config.js';
 import { randn } from './helpers/gradcheck.js';
@@ -95,18 +95,17 @@ test('deep levels get larger tiles within the same memory bound', () => {
 
 test('the host-memory estimate counts the tile windows of the blocks', () => {
   const cfg = preset('deblur-gopro');
-  const maps = tiledHostBytes(cfg, 192, 192);
-  // Tiles of 48: every window carries a 2-pixel halo on each side, (52/48)² ≈ 1.17 at level 1.
-  // The peak is in the decoder's full-resolution chain (96 channels). A block of a chain writes
-  // its output into its input's windows, so one of the two 96-channel maps there is windows and
-  // the estimate exceeds the maps-only one by the halos of one map. (Were both windows, as when
-  // each block wrote windows of its own, by twice that.)
-  const tiled = tiledHostBytes(cfg, 192, 192, 48);
-  const halos = ((52 / 48) ** 2 - 1) * 4 * 96 * 192 * 192;
-  assert.ok(Math.abs(tiled - maps - halos) < 16, `with windows ${tiled}, maps only ${maps}: ${tiled - maps} more, expected ${halos}`);
-  // Larger tiles, smaller halo share.
-  const big = tiledHostBytes(cfg, 192, 192, 96);
-  assert.ok(big > maps && big < tiled, `tiles of 96: ${big}`);
+  const px = 192 * 192;
+  // Without tiles the peak is at decoder level 1's first block: the input image, its input map
+  // (cat1, 96 channels at full resolution) and its output map.
+  assert.equal(tiledHostBytes(cfg, 192, 192), 4 * (3 + 96 + 96) * px);
+  // With tiles that block writes into its input's windows, and the peak moves to the chain that
+  // builds those windows: the input, encoder level 1's output (the skip, 48 channels), decoder
+  // level 2's (96 channels at half resolution) and the 96-channel windows of decoder level 1's
+  // grid, each tile with a 2-pixel halo: 4×4 windows of 52² for tiles of 48, 2×2 of 100² for 96.
+  const maps = 4 * (3 * px + 48 * px + (96 * px) / 4);
+  assert.equal(tiledHostBytes(cfg, 192, 192, 48), maps + 4 * 96 * 16 * 52 * 52);
+  assert.equal(tiledHostBytes(cfg, 192, 192, 96), maps + 4 * 96 * 4 * 100 * 100);
 });
 
 test('a block whose output feeds the next block of its chain writes it into its input windows, unless a map is spilled', () => {
@@ -114,15 +113,20 @@ test('a block whose output feeds the next block of its chain writes it into its 
   const steps = tiledProgram(cfg);
   const t = new TiledDIRformer(cfg, new Map(), { tile: 8 });
   const grids = steps.map((_, i) => t.grid(i, 40, 56));
-  const inPlace = (spilled: ReadonlySet<string>) => steps.flatMap((s, i) => (s.kind === 'block' && inPlaceBlock(steps, grids, i, (n) => spilled.has(n)) ? [s.prefix] : []));
-  // numBlocks [1, 1, 1, 2] and one refinement block: only latent.0 and decoder_level1.0 hand their
-  // output to a block (latent.1, refinement.0); every other block's output goes to a local step,
-  // which reads a map. Their inputs come from a local step (as windows) and die with them.
-  assert.deepEqual(inPlace(new Set()), ['G.latent.0', 'G.decoder_level1.0']);
+  const scales = mapScales(cfg);
+  const inPlace = (spilled: ReadonlySet<string>) => steps.flatMap((s, i) => (s.kind === 'block' && inPlaceBlock(steps, grids, i, (n) => spilled.has(n), (n) => scales.get(n)!) ? [s.prefix] : []));
+  // numBlocks [1, 1, 1, 2] and one refinement block: latent.0 and decoder_level1.0 hand their
+  // output to a block (latent.1, refinement.0), and refinement.0 to the head's conv, which reads
+  // windows at its own resolution; every other block's output goes to an Upsample or Downsample
+  // chain, which reads a map at another resolution. Their inputs come from a chain (as windows)
+  // and die with them.
+  assert.deepEqual(inPlace(new Set()), ['G.latent.0', 'G.decoder_level1.0', 'G.refinement.0']);
   const latent0 = steps.find((s) => s.kind === 'block' && s.prefix === 'G.latent.0')!;
   const latentIn = latent0.kind === 'block' ? latent0.input : '';
-  assert.deepEqual(inPlace(new Set([latentIn])), ['G.decoder_level1.0']);
-  assert.deepEqual(inPlace(new Set([latent0.output])), ['G.decoder_level1.0']);
+  assert.deepEqual(inPlace(new Set([latentIn])), ['G.decoder_level1.0', 'G.refinement.0']);
+  assert.deepEqual(inPlace(new Set([latent0.output])), ['G.decoder_level1.0', 'G.refinement.0']);
+  // The head spilled: refinement.0 writes a map (a spill file) for it, not windows.
+  assert.deepEqual(inPlace(new Set(['refinement.0'])), ['G.latent.0', 'G.decoder_level1.0']);
 });
 
 test('the tiled program fuses each run of local steps whose inner maps nothing else reads', () => {

@@ -7,7 +7,7 @@
 import { freeMemory } from '#host';
 import type { DiffIRConfig } from '../models/config.js';
 import { dirformerProgram, PROGRAM_INPUT, PROGRAM_OUTPUT, stepInputs } from '../models/dirformer.js';
-import { inputHalo, tiledInputs, tiledProgram, type TiledStep } from './program.js';
+import { inputHalo, readsWindows, tiledInputs, tiledProgram, type TiledStep } from './program.js';
 import { dgfnHidden } from '../nn/dgfn.js';
 import { sameGrid, tileGrid, type Grid } from './grid.js';
 import { inputChannels } from '../models/config.js';
@@ -96,12 +96,20 @@ export function stepTiles(cfg: DiffIRConfig, tile: number): { side: number; alig
   const { maps, steps } = mapInfo(cfg);
   const nominal = steps.map((s) => tile * maps.get(s.output)!.scale);
   const bound = Math.max(...steps.map((s, i) => footprint(stepChannels(s, maps), nominal[i]!)));
-  return steps.map((s, i) => {
+  const tiles = steps.map((s, i) => {
     const out = maps.get(s.output)!.scale;
     const align = Math.max(1, ...tiledInputs(s).map((n) => out / maps.get(n)!.scale));
     const grown = Math.floor((Math.sqrt(bound / stepChannels(s, maps)) - 4) / align) * align;
     return { side: Math.max(nominal[i]!, grown), align };
   });
+  // A local step that can read a block's output from its windows takes the block's tiles, so that
+  // its grid is theirs (see windowsConsumer): a smaller tile than it could have, within the bound.
+  steps.forEach((s, i) => {
+    if (s.kind === 'block') return;
+    const p = steps.findIndex((t) => t.kind === 'block' && readsWindows(s, t.output, (n) => maps.get(n)!.scale));
+    if (p >= 0 && tiles[p]!.align % tiles[i]!.align === 0) tiles[i] = tiles[p]!;
+  });
+  return tiles;
 }
 
 /** Bytes of ORT working memory for one tile of side `tile` (network-input pixels). */
@@ -163,15 +171,16 @@ interface StepLayout {
 
 /**
  * The step on whose grid step `i`'s output is kept as tile windows (2-pixel halo) in host memory:
- * its first consumer, when all its consumers are blocks on one grid and, if step `i` is a block,
- * on its own grid too (a block writes its windows whole); else -1 (a map). The tiled executor and
- * the memory plan both decide with this.
+ * its first consumer, when all its consumers can read windows (see readsWindows) on one grid and,
+ * if step `i` is a block, on its own grid too (a block writes its windows whole); else -1 (a map).
+ * `scale`: a map's resolution relative to the program input. The tiled executor and the memory
+ * plan both decide with this.
  */
-export function windowsConsumer(steps: readonly TiledStep[], grids: readonly Grid[], i: number): number {
+export function windowsConsumer(steps: readonly TiledStep[], grids: readonly Grid[], i: number, scale: (map: string) => number): number {
   const s = steps[i]!;
   const consumers = steps.flatMap((t, j) => (j > i && tiledInputs(t).includes(s.output) ? [j] : []));
   const first = consumers[0];
-  if (first === undefined || consumers.some((j) => steps[j]!.kind !== 'block' || !sameGrid(grids[j]!, grids[first]!))) return -1;
+  if (first === undefined || consumers.some((j) => !readsWindows(steps[j]!, s.output, scale) || !sameGrid(grids[j]!, grids[first]!))) return -1;
   return s.kind === 'block' && !sameGrid(grids[first]!, grids[i]!) ? -1 : first;
 }
 
@@ -181,16 +190,17 @@ export function windowsConsumer(steps: readonly TiledStep[], grids: readonly Gri
  * dead after the block: a copy read from a map, or the input's own windows at their last use.
  * Neither map may be spilled. The tiled executor and the memory plan both decide with this.
  */
-export function inPlaceBlock(steps: readonly TiledStep[], grids: readonly Grid[], i: number, spilled: (name: string) => boolean): boolean {
+export function inPlaceBlock(steps: readonly TiledStep[], grids: readonly Grid[], i: number, spilled: (name: string) => boolean, scale: (map: string) => number): boolean {
   const s = steps[i]!;
-  if (s.kind !== 'block' || spilled(s.input) || spilled(s.output) || windowsConsumer(steps, grids, i) < 0) return false;
+  if (s.kind !== 'block' || spilled(s.input) || spilled(s.output) || windowsConsumer(steps, grids, i, scale) < 0) return false;
   const producer = steps.findIndex((t) => t.output === s.input);
   const lastUse = steps.reduce((k, t, j) => (tiledInputs(t).includes(s.input) ? j : k), -1);
-  return producer < 0 || windowsConsumer(steps, grids, producer) < 0 || lastUse === i;
+  return producer < 0 || windowsConsumer(steps, grids, producer, scale) < 0 || lastUse === i;
 }
 
 function layout(cfg: DiffIRConfig, height: number, width: number, tile: number): StepLayout[] {
   const { maps, steps } = mapInfo(cfg);
+  const scale = (n: string) => maps.get(n)!.scale;
   const plan = tile > 0 ? stepTiles(cfg, tile) : null;
   const grids = steps.map((s, i) => {
     if (!plan) return null;
@@ -205,7 +215,7 @@ function layout(cfg: DiffIRConfig, height: number, width: number, tile: number):
   return steps.map((s, i) => {
     const g = grids[i];
     const out = maps.get(s.output)!.scale;
-    const wc = g ? windowsConsumer(steps, grids as Grid[], i) : -1;
+    const wc = g ? windowsConsumer(steps, grids as Grid[], i, scale) : -1;
     return {
       s,
       inputs: tiledInputs(s),
@@ -214,7 +224,7 @@ function layout(cfg: DiffIRConfig, height: number, width: number, tile: number):
       th: g?.th ?? 0,
       tileWindow: g && s.kind === 'block' ? maps.get(s.input)!.c * (g.th + 4) * (g.tw + 4) : 0,
       windowsOut: wc >= 0,
-      inPlace: (spilled) => g !== null && inPlaceBlock(steps, grids as Grid[], i, (n) => spilled.has(n)),
+      inPlace: (spilled) => g !== null && inPlaceBlock(steps, grids as Grid[], i, (n) => spilled.has(n), scale),
     };
   });
 }

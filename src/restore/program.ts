@@ -89,3 +89,14 @@ export function tiledProgram(cfg: DiffIRConfig): TiledStep[] {
   }
   return out;
 }
+
+/**
+ * Whether step `s` can take map `name` from tile windows of its own grid (tile plus a 2-pixel
+ * halo): a block, or a local step or chain that reads it at its own resolution with a halo of at
+ * most 2 (deblur's head conv after the last refinement block).
+ */
+export function readsWindows(s: TiledStep, name: string, scale: (map: string) => number): boolean {
+  if (s.kind === 'block') return s.input === name;
+  const k = tiledInputs(s).indexOf(name);
+  return k >= 0 && scale(name) === scale(s.output) && inputHalo(s, k) <= 2;
+}

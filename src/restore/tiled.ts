@@ -365,6 +365,7 @@ const f32 = (shape: number[], data: Float32Array): HostTensor => ({ dtype: 'floa
 export class TiledDIRformer {
   private readonly steps: TiledStep[];
   private readonly scales: Map<string, number>;
+  private readonly scale = (map: string): number => this.scales.get(map)!;
   private readonly lastUse = new Map<string, number>();
   /** Tile side of each step in its output pixels (larger than the nominal tile at the deep levels). */
   private readonly tiles: { side: number; align: number }[];
@@ -572,7 +573,7 @@ export class TiledDIRformer {
     // of tile k reads only window k, and the run writes it last (the graph's final Pad), so each
     // window goes from input to output within its own run. A chain of blocks then holds one map,
     // not two (deblur 2048² under 4 GB: 2 maps spilled instead of the decoder chain's 7).
-    const inPlace = asWindows && win !== null && inPlaceBlock(this.steps, grids, i, spilled);
+    const inPlace = asWindows && win !== null && inPlaceBlock(this.steps, grids, i, spilled, this.scale);
     if (inPlace && (win.halo !== 2 || !sameGrid(win, grids[i]!))) throw new Error(`tiled DIRformer: step ${s.output}: input windows are not on the block's grid`);
     this.trimPool(asWindows && !inPlace ? TiledDIRformer.poolKey(grids[i]!, C, 2) : null);
     const writer = toFile ? new BandWriter(store!.map(C, H, W), th, this.bands) : null;
@@ -612,7 +613,10 @@ export class TiledDIRformer {
     const { maps, store, tick, check, spilled } = st;
     this.trimPool(null);
     const ins = tiledInputs(s).map((n) => maps.get(n)!);
-    if (ins.some(isWindows)) throw new Error(`tiled DIRformer: step ${s.output} reads tile windows`);
+    // Windows (a block's output, see readsWindows) are fed as they are, on this step's grid.
+    ins.forEach((m) => {
+      if (isWindows(m) && (m.halo !== 2 || !sameGrid(m, st.grids[i]!))) throw new Error(`tiled DIRformer: step ${s.output}: input windows are not on its grid`);
+    });
     const c = stepOutputChannels(s, ins.map((m) => m.c));
     const writer = spilled(s.output) ? new BandWriter(store!.map(c, H, W), th, this.bands) : null;
     // Consumed only by blocks on one grid, the output goes straight into their input windows
@@ -620,25 +624,30 @@ export class TiledDIRformer {
     const wg = writer ? null : this.windowsGrid(i, st);
     const win = wg ? this.windows(null, wg, 2, c, true) : null;
     const out: FeatureMap | null = writer || win ? null : { c, h: H, w: W, data: new Float32Array(c * H * W) };
-    const local = await this.session(`${i}:L:${th}x${tw}`, () => this.localGraph(s, ins as (FeatureMap | SpilledMap)[], th, tw));
+    const fromWindows = ins.map(isWindows);
+    const local = await this.session(`${i}:L${fromWindows.map((w) => (w ? 'w' : 'm')).join('')}:${th}x${tw}`, () => this.localGraph(s, ins, th, tw));
     // Input windows and the output tile reuse their buffers across tiles.
-    const wins = (ins as (FeatureMap | SpilledMap)[]).map((m, k) => {
+    const wins = ins.map((m, k) => {
+      if (isWindows(m)) return { read: (t: number) => f32([1, m.c, th + 4, tw + 4], m.data[t]!) };
       const { g, halo } = this.inputWindow(s, k);
       const [wh, ww] = [th * g + 2 * halo, tw * g + 2 * halo];
       const reader = this.bandReader(m, wh);
       const t = f32([1, m.c, wh, ww], new Float32Array(m.c * wh * ww));
-      const read = (y0: number, x0: number) => (reader ? reader.window(y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array) : readTile(m as FeatureMap, y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array));
-      return { read, t };
+      const read = (k: number) => {
+        const [y0, x0] = [ys[Math.floor(k / xs.length)]!, xs[k % xs.length]!];
+        if (reader) reader.window(y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array);
+        else readTile(m as FeatureMap, y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array);
+        return t;
+      };
+      return { read };
     });
     const yT = f32([1, c, th, tw], new Float32Array(c * th * tw));
-    for (const y0 of ys) {
-      for (const x0 of xs) {
+    for (let yi = 0; yi < ys.length; yi++) {
+      for (let xi = 0; xi < xs.length; xi++) {
         check();
+        const [y0, x0] = [ys[yi]!, xs[xi]!];
         const feeds: Record<string, HostTensor> = {};
-        wins.forEach(({ read, t }, k) => {
-          read(y0, x0);
-          feeds[`in${k}`] = t;
-        });
+        wins.forEach(({ read }, k) => (feeds[`in${k}`] = read(yi * xs.length + xi)));
         await local.run(feeds, undefined, { y: yT });
         if (writer) writer.put(y0, x0, tw, yT.data as Float32Array);
         else if (win) scatterTile(win, y0, x0, th, tw, yT.data as Float32Array);
@@ -653,7 +662,7 @@ export class TiledDIRformer {
   /** The grid whose windows hold step `i`'s output in host memory (see {@link windowsConsumer}), or null: a map or a spill file. */
   private windowsGrid(i: number, st: StepRun): Grid | null {
     if (st.spilled(this.steps[i]!.output)) return null;
-    const j = windowsConsumer(this.steps, st.grids, i);
+    const j = windowsConsumer(this.steps, st.grids, i, this.scale);
     return j < 0 ? null : st.grids[j]!;
   }
 
@@ -761,11 +770,15 @@ export class TiledDIRformer {
     return { g: this.scales.get(tiledInputs(s)[k]!)! / this.scales.get(s.output)!, halo: inputHalo(s, k) };
   }
 
-  /** A local step or chain on its input windows (a conv's halo is consumed: padding 0). */
-  private localGraph(s: TiledStep, ins: readonly { readonly c: number }[], th: number, tw: number): Graph {
+  /**
+   * A local step or chain on its input windows (a conv's halo is consumed: padding 0). Tile
+   * windows of its grid come with a halo of 2, cropped in the graph to the halo the step needs.
+   */
+  private localGraph(s: TiledStep, ins: readonly HostMap[], th: number, tw: number): Graph {
     const g = new Graph(`step:${s.output}`);
     const xs = ins.map((m, k) => {
       const w = this.inputWindow(s, k);
+      if (isWindows(m)) return cropBorder(g.input(`in${k}`, [1, m.c, th + 4, tw + 4]), 2 - w.halo);
       return g.input(`in${k}`, [1, m.c, th * w.g + 2 * w.halo, tw * w.g + 2 * w.halo]);
     });
     if (s.kind === 'block') throw new Error(`unexpected step ${s.kind}`);

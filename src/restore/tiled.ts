@@ -628,13 +628,13 @@ export class TiledDIRformer {
     const local = await this.session(`${i}:L${fromWindows.map((w) => (w ? 'w' : 'm')).join('')}:${th}x${tw}`, () => this.localGraph(s, ins, th, tw));
     // Input windows and the output tile reuse their buffers across tiles.
     const wins = ins.map((m, k) => {
-      if (isWindows(m)) return { read: (t: number) => f32([1, m.c, th + 4, tw + 4], m.data[t]!) };
+      if (isWindows(m)) return { read: (tile: number) => f32([1, m.c, th + 4, tw + 4], m.data[tile]!) };
       const { g, halo } = this.inputWindow(s, k);
       const [wh, ww] = [th * g + 2 * halo, tw * g + 2 * halo];
       const reader = this.bandReader(m, wh);
       const t = f32([1, m.c, wh, ww], new Float32Array(m.c * wh * ww));
-      const read = (k: number) => {
-        const [y0, x0] = [ys[Math.floor(k / xs.length)]!, xs[k % xs.length]!];
+      const read = (tile: number) => {
+        const [y0, x0] = [ys[Math.floor(tile / xs.length)]!, xs[tile % xs.length]!];
         if (reader) reader.window(y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array);
         else readTile(m as FeatureMap, y0 * g, x0 * g, th * g, tw * g, halo, t.data as Float32Array);
         return t;

@@ -7,7 +7,7 @@
 import { freeMemory } from '#host';
 import type { DiffIRConfig } from '../models/config.js';
 import { dirformerProgram, PROGRAM_INPUT, PROGRAM_OUTPUT, stepInputs } from '../models/dirformer.js';
-import { inputHalo, readsWindows, tiledInputs, tiledProgram, type TiledStep } from './program.js';
+import { foldChain, inputHalo, readsWindows, tiledInputs, tiledProgram, type TiledStep } from './program.js';
 import { dgfnHidden } from '../nn/dgfn.js';
 import { sameGrid, tileGrid, type Grid } from './grid.js';
 import { inputChannels } from '../models/config.js';
@@ -42,11 +42,7 @@ export function mapScales(cfg: DiffIRConfig): Map<string, number> {
 
 /** Channels of step `s`'s output, given its inputs' channels. */
 export function stepOutputChannels(s: TiledStep, inputs: readonly number[]): number {
-  if (s.kind === 'chain') {
-    const c = new Map(s.inputs.map((n, k) => [n, inputs[k]!]));
-    for (const t of s.steps) c.set(t.output, stepOutputChannels(t, stepInputs(t).map((n) => c.get(n)!)));
-    return c.get(s.output)!;
-  }
+  if (s.kind === 'chain') return foldChain(s, inputs, stepOutputChannels);
   const c = inputs[0]!;
   if (s.kind === 'conv') return s.cout;
   if (s.kind === 'unshuffle') return c * s.r * s.r;

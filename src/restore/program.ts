@@ -33,6 +33,16 @@ export function tiledInputs(s: TiledStep): readonly string[] {
   return s.kind === 'chain' ? s.inputs : stepInputs(s);
 }
 
+/**
+ * Runs chain `s` over values of any kind (channel counts, graph values): `inputs` are its external
+ * inputs' values in order, `apply` one step on its inputs' values; returns the chain's output value.
+ */
+export function foldChain<T>(s: ChainStep, inputs: readonly T[], apply: (t: LocalStep, ins: T[]) => T): T {
+  const vals = new Map<string, T>(s.inputs.map((n, k) => [n, inputs[k] as T]));
+  for (const t of s.steps) vals.set(t.output, apply(t, stepInputs(t).map((n) => vals.get(n)!)));
+  return vals.get(s.output)!;
+}
+
 /** Pixels of halo a local step needs around its output tile on each side (a conv's k − 1 over 2). */
 export function localHalo(s: LocalStep): number {
   return s.kind === 'conv' ? (s.k - 1) / 2 : 0;
@@ -79,13 +89,11 @@ export function tiledProgram(cfg: DiffIRConfig): TiledStep[] {
   const out: TiledStep[] = [];
   for (let i = 0; i < steps.length; ) {
     const s = steps[i]!;
-    let end = i;
-    if (s.kind !== 'block') {
-      // The longest run of local steps from i that forms a chain.
-      for (let j = i + 1; j < steps.length && steps[j]!.kind !== 'block'; j++) if (chainOf(steps, i, j)) end = j;
-    }
-    out.push(end > i ? chainOf(steps, i, end)! : s);
-    i = end + 1;
+    // The longest run of local steps from i that forms a chain.
+    let chain: ChainStep | null = null;
+    if (s.kind !== 'block') for (let j = i + 1; j < steps.length && steps[j]!.kind !== 'block'; j++) chain = chainOf(steps, i, j) ?? chain;
+    out.push(chain ?? s);
+    i += chain ? chain.steps.length : 1;
   }
   return out;
 }

@@ -23,7 +23,7 @@ import type { DiffIRConfig } from '../models/config.js';
 import { type DIRformerStep, PROGRAM_INPUT, PROGRAM_OUTPUT, stepInputs } from '../models/dirformer.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
 import { inPlaceBlock, mapScales, stepOutputChannels, stepTiles, windowsConsumer } from './memory.js';
-import { inputHalo, tiledInputs, tiledProgram, type LocalStep, type TiledStep } from './program.js';
+import { foldChain, inputHalo, tiledInputs, tiledProgram, type LocalStep, type TiledStep } from './program.js';
 import { overlaps, sameGrid, tileGrid, type Grid } from './grid.js';
 import { SpilledMap, SpillStore } from './spill.js';
 import type { HostTensor, TensorMap } from '../tensor.js';
@@ -289,6 +289,11 @@ interface StepRun {
 }
 
 const isWindows = (m: HostMap): m is TileWindows => 'halo' in m;
+
+/** Throws unless windows `w` are those of grid `g` with the 2-pixel halo a step on `g` reads them with. */
+function checkOnGrid(w: TileWindows, g: Grid, step: string): void {
+  if (w.halo !== 2 || !sameGrid(w, g)) throw new Error(`tiled DIRformer: step ${step}: input windows are not on its grid`);
+}
 
 /** Copies `rows` rows of `cols` floats from `src` (row stride ss) at `si` to `dst` (row stride ds) at `di`, for each of `n` planes. */
 function copyPlanes(src: Float32Array, sPlane: number, ss: number, si: number, dst: Float32Array, dPlane: number, ds: number, di: number, n: number, rows: number, cols: number): void {
@@ -574,7 +579,7 @@ export class TiledDIRformer {
     // window goes from input to output within its own run. A chain of blocks then holds one map,
     // not two (deblur 2048² under 4 GB: 2 maps spilled instead of the decoder chain's 7).
     const inPlace = asWindows && win !== null && inPlaceBlock(this.steps, grids, i, spilled, this.scale);
-    if (inPlace && (win.halo !== 2 || !sameGrid(win, grids[i]!))) throw new Error(`tiled DIRformer: step ${s.output}: input windows are not on the block's grid`);
+    if (inPlace) checkOnGrid(win, grids[i]!, s.output);
     this.trimPool(asWindows && !inPlace ? TiledDIRformer.poolKey(grids[i]!, C, 2) : null);
     const writer = toFile ? new BandWriter(store!.map(C, H, W), th, this.bands) : null;
     const out: HostMap = writer ? writer.map : inPlace ? win! : asWindows ? this.windows(null, grids[i]!, 2, C) : { c: C, h: H, w: W, data: new Float32Array(C * H * W) };
@@ -614,9 +619,7 @@ export class TiledDIRformer {
     this.trimPool(null);
     const ins = tiledInputs(s).map((n) => maps.get(n)!);
     // Windows (a block's output, see readsWindows) are fed as they are, on this step's grid.
-    ins.forEach((m) => {
-      if (isWindows(m) && (m.halo !== 2 || !sameGrid(m, st.grids[i]!))) throw new Error(`tiled DIRformer: step ${s.output}: input windows are not on its grid`);
-    });
+    ins.forEach((m) => isWindows(m) && checkOnGrid(m, st.grids[i]!, s.output));
     const c = stepOutputChannels(s, ins.map((m) => m.c));
     const writer = spilled(s.output) ? new BandWriter(store!.map(c, H, W), th, this.bands) : null;
     // Consumed only by blocks on one grid, the output goes straight into their input windows
@@ -782,13 +785,7 @@ export class TiledDIRformer {
       return g.input(`in${k}`, [1, m.c, th * w.g + 2 * w.halo, tw * w.g + 2 * w.halo]);
     });
     if (s.kind === 'block') throw new Error(`unexpected step ${s.kind}`);
-    let y: Value;
-    if (s.kind === 'chain') {
-      const vals = new Map(s.inputs.map((n, k) => [n, xs[k]!]));
-      for (const t of s.steps) vals.set(t.output, localOp(t, stepInputs(t).map((n) => vals.get(n)!)));
-      y = vals.get(s.output)!;
-    } else y = localOp(s, xs);
-    g.output(y, 'y');
+    g.output(s.kind === 'chain' ? foldChain(s, xs, localOp) : localOp(s, xs), 'y');
     return g;
   }
 
